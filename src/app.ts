@@ -1,0 +1,51 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { BundleResolver } from "./bundle/bundle-resolver.js";
+import { loadConfig } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { CrunContainerDriver } from "./drivers/container/container-driver.js";
+import { detectCgroupLayout } from "./host/cgroups.js";
+import { ImageCache } from "./image/image-cache.js";
+import { LowerMounts } from "./image/lower-mounts.js";
+import { NixStore } from "./nix/nix-store.js";
+import { SandboxService } from "./sandbox/sandbox-service.js";
+import { type Db, openDb } from "./state/db.js";
+import { DEFAULT_STATE_DIR, StateLayout } from "./state/layout.js";
+import { Locks } from "./state/locks.js";
+import { SandboxRepo } from "./state/sandbox-repo.js";
+
+export interface AppOptions {
+  stateDir?: string;
+  configFile?: string;
+  config?: Config;
+}
+
+export interface App {
+  config: Config;
+  layout: StateLayout;
+  db: Db;
+  service: SandboxService;
+  bundles: BundleResolver;
+  images: ImageCache;
+  close(): void;
+}
+
+/** Wire the concrete classes together; the only place that knows them all. */
+export function openApp(options: AppOptions = {}): App {
+  const config = options.config ?? loadConfig(options.configFile);
+  const stateDir = options.stateDir ?? process.env.OPENSHELL_NIX_STATE_DIR ?? config.stateDir ?? DEFAULT_STATE_DIR;
+  const layout = new StateLayout(stateDir);
+  for (const dir of [layout.root, layout.imagesDir, layout.mountsDir, layout.gcrootsDir, layout.sandboxesDir, layout.tmpDir]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+  const db = openDb(layout.db);
+  const locks = new Locks(db);
+  const nix = new NixStore();
+  const images = new ImageCache(db, layout, locks, nix, config.image?.compression ?? "lz4");
+  const lowers = new LowerMounts(db, layout, locks);
+  const bundles = new BundleResolver(config, nix, join(layout.gcrootsDir, "bundles"));
+  const repo = new SandboxRepo(db);
+  const container = new CrunContainerDriver(layout, lowers, detectCgroupLayout());
+  const service = new SandboxService({ config, layout, locks, repo, images, lowers, bundles, drivers: [container] });
+  return { config, layout, db, service, bundles, images, close: () => db.close() };
+}

@@ -1,0 +1,48 @@
+import { z } from "zod";
+
+/**
+ * The config file the daemon and the CLI read (the NixOS module renders it from
+ * `services.openshell-nix.settings`). Unknown keys are errors: a typo must not be silently ignored.
+ */
+export const LimitsSchema = z
+  .object({
+    /** Memory limit in bytes, or a quantity such as "512Mi" / "2G". */
+    memory: z.union([z.number().int().positive(), z.string()]).optional(),
+    /** CPU limit in cores (0.5 = half a core). */
+    cpus: z.number().positive().max(1024).optional(),
+    /** Maximum number of processes (and threads) in the sandbox. */
+    pids: z.number().int().min(8).max(4_194_304).optional(),
+  })
+  .strict();
+
+export const BundleSchema = z
+  .object({
+    /** Top-level store paths; the bundle is their closure. */
+    storePaths: z.array(z.string()).min(1),
+    /** Default sandbox kind for this bundle. */
+    kind: z.enum(["container", "vm"]).optional(),
+    limits: LimitsSchema.optional(),
+    description: z.string().optional(),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    stateDir: z.string().startsWith("/").optional(),
+    defaultKind: z.enum(["container", "vm"]).optional(),
+    defaultBundle: z.string().optional(),
+    limits: LimitsSchema.optional(),
+    image: z
+      .object({
+        /** mkfs.erofs compression: none, lz4 (fast to build) or lz4hc (smaller). */
+        compression: z.enum(["none", "lz4", "lz4hc"]).optional(),
+      })
+      .strict()
+      .optional(),
+    bundles: z.record(z.string(), BundleSchema).optional(),
+  })
+  .strict();
+
+export type Limits = z.infer<typeof LimitsSchema>;
+export type BundleConfig = z.infer<typeof BundleSchema>;
+export type Config = z.infer<typeof ConfigSchema>;

@@ -1,0 +1,46 @@
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface RootfsInput {
+  hostname: string;
+  /** Store path of a shell (…/bin/sh), linked at /bin/sh. */
+  shell?: string;
+  /** Store path of env (…/bin/env), linked at /usr/bin/env. */
+  envTool?: string;
+}
+
+/** Directories the OCI mounts land on; crun could create them, but the root is read-only. */
+const MOUNTPOINTS = ["nix/store", "proc", "dev", "sys", "tmp", "root", "etc", "bin", "usr/bin", "run", "var/tmp"];
+
+/** The few /etc files a process expects; pure, unit-tested. */
+export function etcFiles(hostname: string, resolvConf: string): Record<string, string> {
+  return {
+    passwd: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    group: "root:x:0:\nnogroup:x:65534:\n",
+    hosts: `127.0.0.1 localhost ${hostname}\n::1 localhost ip6-localhost\n`,
+    hostname: `${hostname}\n`,
+    "resolv.conf": resolvConf,
+    "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+  };
+}
+
+function hostResolvConf(): string {
+  try {
+    return readFileSync("/etc/resolv.conf", "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Write the tiny, read-only root of a container sandbox: mountpoints, /etc essentials and the
+ * FHS links into the store. A few KiB per sandbox; the software itself comes from the image.
+ */
+export function writeRootfs(dir: string, input: RootfsInput): void {
+  for (const d of MOUNTPOINTS) mkdirSync(join(dir, d), { recursive: true });
+  for (const [name, text] of Object.entries(etcFiles(input.hostname, hostResolvConf()))) {
+    writeFileSync(join(dir, "etc", name), text, { mode: 0o644 });
+  }
+  if (input.shell) symlinkSync(input.shell, join(dir, "bin", "sh"));
+  if (input.envTool) symlinkSync(input.envTool, join(dir, "usr", "bin", "env"));
+}

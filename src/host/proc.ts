@@ -1,0 +1,43 @@
+import { readFileSync } from "node:fs";
+
+/**
+ * A process identity that survives pid reuse: the pid plus its start time in clock ticks since
+ * boot (field 22 of /proc/<pid>/stat). Rows in the state database store both, so a recycled pid
+ * is never mistaken for the process that once had it.
+ */
+export interface ProcessRef {
+  pid: number;
+  start: string;
+}
+
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) is in parentheses and may itself contain spaces or ')'.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function selfRef(): ProcessRef {
+  return { pid: process.pid, start: processStartTime(process.pid) ?? "0" };
+}
+
+export function refOf(pid: number): ProcessRef | undefined {
+  const start = processStartTime(pid);
+  return start === undefined ? undefined : { pid, start };
+}
+
+/** True when the process that `ref` names is still alive (and is not a zombie). */
+export function isAlive(ref: ProcessRef | undefined | null): boolean {
+  if (!ref || ref.pid <= 0) return false;
+  try {
+    const stat = readFileSync(`/proc/${ref.pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return rest[0] !== "Z" && rest[19] === ref.start;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,340 @@
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { BundleRequest, BundleResolver } from "../bundle/bundle-resolver.js";
+import { ErrorCode, OsnError } from "../common/errors.js";
+import { generateName, validateName } from "../common/names.js";
+import { parseBytes } from "../config/quantity.js";
+import type { Config, Limits } from "../config/schema.js";
+import { isAlive, selfRef } from "../host/proc.js";
+import type { ImageCache, ImageInfo, ProgressFn } from "../image/image-cache.js";
+import type { LowerMounts } from "../image/lower-mounts.js";
+import { CleanupStack } from "../process/cleanup-stack.js";
+import type { StateLayout } from "../state/layout.js";
+import type { Locks } from "../state/locks.js";
+import type { SandboxRepo } from "../state/sandbox-repo.js";
+import type { AttachedProcess, ExecIo, SandboxDriver } from "./driver.js";
+import type { ResourceLimits, Sandbox, SandboxKind, SandboxSpec } from "./types.js";
+
+export interface CreateRequest extends BundleRequest {
+  name?: string;
+  kind?: SandboxKind;
+  command?: string[];
+  env?: Record<string, string>;
+  limits?: Limits;
+}
+
+export interface ServiceDeps {
+  config: Config;
+  layout: StateLayout;
+  locks: Locks;
+  repo: SandboxRepo;
+  images: ImageCache;
+  lowers: LowerMounts;
+  bundles: BundleResolver;
+  drivers: SandboxDriver[];
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The core every front end calls (the CLI now, the gRPC daemon next): names, state, images and
+ * the lifecycle of sandboxes, with the technology behind a SandboxDriver.
+ */
+export class SandboxService {
+  private readonly me = selfRef();
+
+  constructor(private readonly deps: ServiceDeps) {}
+
+  driver(kind: SandboxKind): SandboxDriver {
+    const d = this.deps.drivers.find((x) => x.kind === kind);
+    if (!d) {
+      throw new OsnError(ErrorCode.INVALID_ARGUMENT, `sandbox kind ${kind} is not available yet`, {
+        hint: "use --kind container",
+      });
+    }
+    return d;
+  }
+
+  /** Create a sandbox: reserve the name, build or reuse the image, prepare the host side. */
+  async create(req: CreateRequest, progress: ProgressFn = () => {}): Promise<Sandbox> {
+    const name = validateName("sandbox", req.name ?? generateName());
+    const kind = req.kind ?? this.deps.config.defaultKind ?? "container";
+    const driver = this.driver(kind);
+    const env = validateEnv(req.env ?? {});
+    const command = req.command ?? [];
+    if (command.some((a) => a.includes("\0"))) {
+      throw new OsnError(ErrorCode.INVALID_ARGUMENT, "command arguments must not contain NUL bytes");
+    }
+    const bundle = await this.deps.bundles.resolve(req, progress);
+    const limits = resolveLimits(this.deps.config.limits, bundle.config?.limits, req.limits);
+    if (this.deps.repo.exists(name)) throw new OsnError(ErrorCode.ALREADY_EXISTS, `a sandbox named ${name} already exists`);
+
+    const spec: SandboxSpec = { command, env, limits, toplevels: bundle.toplevels, imageKey: "" };
+    this.deps.repo.insertCreating({
+      name,
+      kind,
+      bundle: bundle.name,
+      imageKey: "",
+      spec,
+      createdAt: new Date().toISOString(),
+      owner: this.me,
+    });
+    const undo = new CleanupStack();
+    undo.push("row", () => this.deps.repo.delete(name));
+    try {
+      const { image } = await this.deps.images.ensure(bundle.toplevels, progress);
+      const fullSpec = completeSpec(spec, image);
+      const sandbox: Sandbox = { ...this.deps.repo.mustGet(name), imageKey: image.key, spec: fullSpec };
+      undo.push("host resources", () => driver.remove(sandbox));
+      await driver.prepare(sandbox, image);
+      this.deps.repo.setPrepared(name, image.key, fullSpec);
+      undo.release();
+      return this.deps.repo.mustGet(name);
+    } catch (err) {
+      const errors = await undo.run();
+      const e = OsnError.from(err);
+      if (errors.length > 0) e.message += `\n(cleanup after the failure: ${errors.map((x) => x.message).join("; ")})`;
+      throw e;
+    }
+  }
+
+  /** Start a created or stopped sandbox, detached; idempotent for a running one. */
+  async start(name: string): Promise<Sandbox> {
+    return this.deps.locks.with(`sandbox:${name}`, async () => {
+      const sb = this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
+      if (sb.state === "running") return sb;
+      this.assertSettled(sb);
+      const monitor = await this.driver(sb.kind).start(sb);
+      this.deps.repo.setRunning(name, monitor);
+      return this.deps.repo.mustGet(name);
+    });
+  }
+
+  /** Stop a sandbox, keeping its writable layer; idempotent for a stopped one. */
+  async stop(name: string, graceMs = 10_000): Promise<Sandbox> {
+    return this.deps.locks.with(`sandbox:${name}`, async () => {
+      const sb = this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
+      if (sb.state !== "running") return sb;
+      const driver = this.driver(sb.kind);
+      await driver.stop(sb, graceMs);
+      const status = driver.status(sb);
+      this.deps.repo.setStopped(name, status.running ? null : status.exitCode);
+      return this.deps.repo.mustGet(name);
+    });
+  }
+
+  /** Remove a sandbox and everything it made on the host. */
+  async remove(name: string): Promise<void> {
+    await this.deps.locks.with(`sandbox:${name}`, async () => {
+      const sb = this.deps.repo.mustGet(validateName("sandbox", name));
+      if ((sb.state === "creating" || sb.state === "removing") && sb.owner && isAlive(sb.owner) && sb.owner.pid !== this.me.pid) {
+        throw new OsnError(ErrorCode.INVALID_STATE, `sandbox ${name} is being ${sb.state.slice(0, -3)}ed by process ${sb.owner.pid}`);
+      }
+      this.deps.repo.setRemoving(name, this.me);
+      await this.driver(sb.kind).remove(sb);
+      this.deps.repo.delete(name);
+    });
+  }
+
+  /**
+   * create + start attached + wait + remove. Output streams to the caller as it comes; the
+   * promise resolves with the workload's exit status. The sandbox is removed whatever happens.
+   */
+  async run(
+    req: CreateRequest,
+    onStarted: (p: AttachedProcess, sandbox: Sandbox) => void,
+    progress: ProgressFn = () => {},
+    stdin: "inherit" | "ignore" = "ignore",
+  ): Promise<number> {
+    const sb = await this.create(req, progress);
+    try {
+      const driver = this.driver(sb.kind);
+      const attached = await driver.startAttached(sb, stdin);
+      this.deps.repo.setRunning(sb.name, this.me);
+      onStarted(attached, sb);
+      const status = await attached.exit;
+      this.deps.repo.setStopped(sb.name, status);
+      return status;
+    } finally {
+      await this.remove(sb.name);
+    }
+  }
+
+  async exec(name: string, argv: string[], io: ExecIo): Promise<AttachedProcess | number> {
+    if (argv.length === 0) throw new OsnError(ErrorCode.INVALID_ARGUMENT, "exec needs a command");
+    const sb = this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
+    if (sb.state !== "running") {
+      throw new OsnError(ErrorCode.INVALID_STATE, `sandbox ${name} is ${sb.state}, not running`, {
+        hint: `start it first: openshell-nix start ${name}`,
+      });
+    }
+    return this.driver(sb.kind).exec(sb, argv, io);
+  }
+
+  get(name: string): Sandbox {
+    return this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
+  }
+
+  list(): Sandbox[] {
+    return this.deps.repo.list().map((s) => this.refresh(s));
+  }
+
+  logPaths(name: string): { stdout: string; stderr: string } {
+    const sb = this.deps.repo.mustGet(validateName("sandbox", name));
+    return this.driver(sb.kind).logPaths(sb);
+  }
+
+  image(key: string): ImageInfo | undefined {
+    return this.deps.images.get(key);
+  }
+
+  /** Remove images no sandbox uses (and their GC roots); returns what was removed. */
+  async gcImages(): Promise<ImageInfo[]> {
+    const removed: ImageInfo[] = [];
+    for (const image of this.deps.images.list()) {
+      await this.deps.locks.with(`image:${image.key}`, async () => {
+        if (this.deps.repo.countByImage(image.key) > 0 || this.deps.lowers.holders(image.key).length > 0) return;
+        await this.deps.images.remove(image.key);
+        removed.push(image);
+      });
+    }
+    return removed;
+  }
+
+  /**
+   * Bring the host in line with the database after a crash: finish or roll back transitions
+   * whose process died, notice workloads that ended, and remove whatever no row accounts for
+   * (crun containers, cgroups, directories, mounts, loop devices, temporary files).
+   */
+  async reconcile(): Promise<string[]> {
+    const actions: string[] = [];
+    for (const sb of this.deps.repo.list()) {
+      if ((sb.state === "creating" || sb.state === "removing") && !isAlive(sb.owner)) {
+        await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
+          await this.driver(sb.kind).remove(sb);
+          this.deps.repo.delete(sb.name);
+        });
+        actions.push(`removed sandbox ${sb.name}, left ${sb.state} by a process that died`);
+      } else if (sb.state === "running" && !isAlive(sb.monitor)) {
+        await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
+          const driver = this.driver(sb.kind);
+          await driver.stop(sb, 0);
+          const status = driver.status(sb);
+          this.deps.repo.setStopped(sb.name, status.running ? null : status.exitCode);
+        });
+        actions.push(`marked sandbox ${sb.name} stopped (its workload ended)`);
+      }
+    }
+    for (const driver of this.deps.drivers) {
+      actions.push(...(await driver.cleanOrphans((n) => this.deps.repo.exists(n))));
+    }
+    actions.push(...(await this.deps.lowers.repair()));
+    actions.push(...this.removeStaleTemporaries());
+    return actions;
+  }
+
+  /** A cheap check for every CLI start: reconcile only when something looks off. */
+  needsReconcile(): boolean {
+    return this.deps.repo
+      .list()
+      .some(
+        (sb) =>
+          ((sb.state === "creating" || sb.state === "removing") && !isAlive(sb.owner)) ||
+          (sb.state === "running" && !isAlive(sb.monitor)),
+      );
+  }
+
+  private refresh(sb: Sandbox): Sandbox {
+    if (sb.state !== "running") return sb;
+    const status = this.driver(sb.kind).status(sb);
+    if (status.running) return sb;
+    this.deps.repo.setStopped(sb.name, status.exitCode);
+    return this.deps.repo.mustGet(sb.name);
+  }
+
+  private assertSettled(sb: Sandbox): void {
+    if (sb.state === "creating" || sb.state === "removing") {
+      throw new OsnError(ErrorCode.INVALID_STATE, `sandbox ${sb.name} is still ${sb.state}`);
+    }
+  }
+
+  /** Half-written images and build dirs of processes that died mid-build. */
+  private removeStaleTemporaries(): string[] {
+    const actions: string[] = [];
+    const tmpOf = /[.-](?:tmp-)?(\d+)$/;
+    for (const dir of [this.deps.layout.imagesDir, this.deps.layout.tmpDir]) {
+      let entries: string[] = [];
+      try {
+        entries = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const entry of entries) {
+        if (dir === this.deps.layout.imagesDir && !entry.includes(".tmp-")) continue;
+        const pid = Number(tmpOf.exec(entry)?.[1]);
+        if (!pid || existsSync(`/proc/${pid}`)) continue;
+        rmSync(join(dir, entry), { recursive: true, force: true });
+        actions.push(`removed stale temporary ${entry}`);
+      }
+    }
+    return actions;
+  }
+}
+
+function validateEnv(env: Record<string, string>): Record<string, string> {
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_NAME.test(k)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid environment variable name ${JSON.stringify(k)}`);
+    if (v.includes("\0")) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `environment variable ${k} contains a NUL byte`);
+  }
+  return env;
+}
+
+/** Defaults < bundle < request; quantities parsed and bounded. */
+export function resolveLimits(...layers: (Limits | undefined)[]): ResourceLimits {
+  const out: ResourceLimits = {};
+  for (const l of layers) {
+    if (!l) continue;
+    if (l.memory !== undefined) {
+      const bytes = parseBytes(l.memory);
+      if (bytes < 8 * 2 ** 20) throw new OsnError(ErrorCode.INVALID_ARGUMENT, "memory limit below 8 MiB is too small to run anything");
+      out.memoryBytes = bytes;
+    }
+    if (l.cpus !== undefined) {
+      if (!(l.cpus > 0 && l.cpus <= 1024)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid cpus ${l.cpus}`);
+      out.cpus = l.cpus;
+    }
+    if (l.pids !== undefined) {
+      if (!(Number.isInteger(l.pids) && l.pids >= 8)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid pids limit ${l.pids}: at least 8`);
+      out.pids = l.pids;
+    }
+  }
+  return out;
+}
+
+/**
+ * PATH from the bundle's bin directories, /bin/sh and /usr/bin/env from the bundle when it has
+ * them, and the idle entrypoint when no command was given.
+ */
+function completeSpec(spec: SandboxSpec, image: ImageInfo): SandboxSpec {
+  const bins = spec.toplevels.map((p) => `${p}/bin`).filter((d) => existsSync(d));
+  const find = (tool: string): string | undefined => bins.map((d) => `${d}/${tool}`).find((f) => existsSync(f));
+  const shell = find("sh");
+  const envTool = find("env");
+  let command = spec.command;
+  if (command.length === 0) {
+    const sleep = find("sleep");
+    if (!sleep) {
+      throw new OsnError(ErrorCode.INVALID_ARGUMENT, "no command given and the bundle has no `sleep` to idle with", {
+        hint: "give the workload after --, or add busybox or coreutils to the bundle",
+      });
+    }
+    command = [sleep, "infinity"];
+  }
+  const env: Record<string, string> = {
+    PATH: bins.join(":") || "/bin",
+    HOME: "/root",
+    LANG: "C.UTF-8",
+    ...spec.env,
+  };
+  return { ...spec, command, env, shell, envTool, imageKey: image.key };
+}

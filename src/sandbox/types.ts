@@ -1,0 +1,45 @@
+/** The kinds of sandbox; `vm` arrives with the microVM driver. */
+export type SandboxKind = "container" | "vm";
+
+/**
+ * Persistent states. `creating` and `removing` are transitions owned by a live process; a row
+ * left in one of them by a dead process is finished (or rolled back) by reconcile.
+ */
+export type SandboxState = "creating" | "created" | "running" | "stopped" | "removing";
+
+export interface ResourceLimits {
+  memoryBytes?: number;
+  cpus?: number;
+  pids?: number;
+}
+
+/** Everything needed to (re)start a sandbox; stored as JSON with the row. */
+export interface SandboxSpec {
+  /** The workload; empty means the bundle's idle entrypoint (`sleep infinity`). */
+  command: string[];
+  env: Record<string, string>;
+  limits: ResourceLimits;
+  /** Top-level store paths of the bundle (their bin directories form PATH). */
+  toplevels: string[];
+  /** Store path of a shell for /bin/sh, when the bundle has one. */
+  shell?: string;
+  /** Store path of `env` for /usr/bin/env, when the bundle has one. */
+  envTool?: string;
+  /** Image closure size, for `ls`. */
+  imageKey: string;
+}
+
+export interface Sandbox {
+  name: string;
+  kind: SandboxKind;
+  bundle: string;
+  imageKey: string;
+  spec: SandboxSpec;
+  state: SandboxState;
+  exitCode: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  monitor: { pid: number; start: string } | null;
+  owner: { pid: number; start: string } | null;
+}
