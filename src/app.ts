@@ -33,9 +33,17 @@ export interface App {
 /** Wire the concrete classes together; the only place that knows them all. */
 export function openApp(options: AppOptions = {}): App {
   const config = options.config ?? loadConfig(options.configFile);
-  const stateDir = options.stateDir ?? process.env.OPENSHELL_NIX_STATE_DIR ?? config.stateDir ?? DEFAULT_STATE_DIR;
+  const stateDir =
+    options.stateDir ?? process.env.OPENSHELL_NIX_STATE_DIR ?? config.stateDir ?? DEFAULT_STATE_DIR;
   const layout = new StateLayout(stateDir);
-  for (const dir of [layout.root, layout.imagesDir, layout.mountsDir, layout.gcrootsDir, layout.sandboxesDir, layout.tmpDir]) {
+  for (const dir of [
+    layout.root,
+    layout.imagesDir,
+    layout.mountsDir,
+    layout.gcrootsDir,
+    layout.sandboxesDir,
+    layout.tmpDir,
+  ]) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
   const db = openDb(layout.db);
@@ -46,6 +54,15 @@ export function openApp(options: AppOptions = {}): App {
   const bundles = new BundleResolver(config, nix, join(layout.gcrootsDir, "bundles"));
   const repo = new SandboxRepo(db);
   const container = new CrunContainerDriver(layout, lowers, detectCgroupLayout());
-  const service = new SandboxService({ config, layout, locks, repo, images, lowers, bundles, drivers: [container] });
+  const service = new SandboxService({
+    config,
+    layout,
+    locks,
+    repo,
+    images,
+    lowers,
+    bundles,
+    drivers: [container],
+  });
   return { config, layout, db, service, bundles, images, close: () => db.close() };
 }

@@ -1,9 +1,9 @@
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { validateName } from "../common/names.js";
 import type { BundleConfig, Config } from "../config/schema.js";
+import type { ProgressFn } from "../image/image-cache.js";
 import { buildDemoBundle, DEMO_BUNDLE } from "../nix/demo-bundle.js";
 import type { NixStore } from "../nix/nix-store.js";
-import type { ProgressFn } from "../image/image-cache.js";
 
 export interface BundleRequest {
   /** A bundle name from the config (or `demo`); a `nix:` prefix, as OpenShell images carry, is allowed. */
@@ -49,8 +49,7 @@ export class BundleResolver {
       return { name, toplevels: configured.storePaths.map((p) => this.nix.resolve(p)), config: configured };
     }
     if (name === DEMO_BUNDLE) {
-      progress("building the demo bundle (python + busybox) into /nix/store");
-      return { name, toplevels: [await buildDemoBundle(this.rootsDir)] };
+      return { name, toplevels: [await buildDemoBundle(this.rootsDir, false, progress)] };
     }
     throw new OsnError(ErrorCode.NOT_FOUND, `no bundle named ${name}`, {
       hint: `known bundles: ${this.names().join(", ")}; or pass --store-path /nix/store/…`,

@@ -31,7 +31,10 @@ export function parseConfig(text: string, origin = "config"): Config {
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new OsnError(ErrorCode.CONFIG_INVALID, `${origin} does not match the schema:\n${issues.join("\n")}`);
+    throw new OsnError(
+      ErrorCode.CONFIG_INVALID,
+      `${origin} does not match the schema:\n${issues.join("\n")}`,
+    );
   }
   for (const name of Object.keys(parsed.data.bundles ?? {})) validateName("bundle", name);
   return parsed.data;

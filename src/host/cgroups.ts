@@ -45,7 +45,17 @@ function readControllers(path: string): string[] {
 /** Directories crun creates for a cgroupsPath, one per hierarchy; for cleanup after a kill. */
 export function cgroupDirs(layout: CgroupLayout, cgroupsPath: string, root = "/sys/fs/cgroup"): string[] {
   if (layout.mode === "unified") return [`${root}${cgroupsPath}`];
-  const controllers = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"];
+  const controllers = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "blkio",
+    "pids",
+    "systemd",
+  ];
   const dirs = controllers.map((c) => `${root}/${c}${cgroupsPath}`);
   if (layout.mode === "hybrid") dirs.push(`${root}/unified${cgroupsPath}`);
   return dirs;

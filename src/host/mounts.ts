@@ -10,7 +10,7 @@ export interface MountEntry {
 }
 
 /** Mountinfo escapes space, tab, newline and backslash as octal. */
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
@@ -23,10 +23,10 @@ export function parseMountinfo(text: string): MountEntry[] {
     const l = left.split(" ");
     const r = right.split(" ");
     entries.push({
-      mountpoint: unescape(l[4] ?? ""),
+      mountpoint: unescapeOctal(l[4] ?? ""),
       options: l[5] ?? "",
       fstype: r[0] ?? "",
-      source: unescape(r[1] ?? ""),
+      source: unescapeOctal(r[1] ?? ""),
       superOptions: r[2] ?? "",
     });
   }

@@ -96,9 +96,7 @@ export class ImageCache {
 
   private lookupByToplevels(tops: readonly string[]): ImageInfo | undefined {
     const row = this.db
-      .prepare(
-        "SELECT i.* FROM toplevel_sets t JOIN images i ON i.key = t.image_key WHERE t.toplevels = ?",
-      )
+      .prepare("SELECT i.* FROM toplevel_sets t JOIN images i ON i.key = t.image_key WHERE t.toplevels = ?")
       .get(JSON.stringify(tops)) as ImageRow | undefined;
     if (!row) return undefined;
     const info = this.toInfo(row);

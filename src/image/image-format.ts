@@ -42,12 +42,13 @@ export function mkfsErofsArgv(output: string, stageDir: string, compression: Com
  */
 export const STAGE_SCRIPT = [
   "set -eu",
-  'stage=$1; meta=$2; shift 2',
+  "stage=$1; meta=$2; shift 2",
   "mount --make-rprivate /",
   'mount -t tmpfs -o mode=0755 openshell-stage "$stage"',
   'mkdir -p "$stage/nix/store"',
   'cp "$meta/closure" "$meta/registration" "$stage/"',
   // Directories and regular files are bind-mounted; a store path that is a symlink is copied as one.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
   'while read -r p; do d="$stage/nix/store/${p##*/}"',
   '  if [ -L "$p" ]; then cp -a "$p" "$d"; continue; fi',
   '  if [ -d "$p" ]; then mkdir "$d"; else : > "$d"; fi',

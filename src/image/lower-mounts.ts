@@ -1,6 +1,13 @@
 import { mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
-import { detachLoop, isMountpoint, listLoopDevices, mountErofs, readMounts, unmount } from "../host/mounts.js";
+import {
+  detachLoop,
+  isMountpoint,
+  listLoopDevices,
+  mountErofs,
+  readMounts,
+  unmount,
+} from "../host/mounts.js";
 import type { Db } from "../state/db.js";
 import type { StateLayout } from "../state/layout.js";
 import type { Locks } from "../state/locks.js";
@@ -66,7 +73,9 @@ export class LowerMounts {
       .prepare("SELECT sandbox, image_key FROM mount_refs WHERE sandbox NOT IN (SELECT name FROM sandboxes)")
       .all() as { sandbox: string; image_key: string }[];
     for (const r of stale) {
-      this.db.prepare("DELETE FROM mount_refs WHERE sandbox = ? AND image_key = ?").run(r.sandbox, r.image_key);
+      this.db
+        .prepare("DELETE FROM mount_refs WHERE sandbox = ? AND image_key = ?")
+        .run(r.sandbox, r.image_key);
       actions.push(`dropped mount reference of removed sandbox ${r.sandbox}`);
     }
     const mounts = readMounts();

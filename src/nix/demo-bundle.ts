@@ -27,7 +27,11 @@ const DEMO_INPUTS = ["/bin/busybox", "/usr/bin/python3.11", "/usr/lib/python3.11
  * result symlink under `rootsDir` is a GC root of its own, named after the recipe's hash: while
  * it resolves, the bundle is known to be built from this very recipe and no nix-build is needed.
  */
-export async function buildDemoBundle(rootsDir: string, force = false): Promise<string> {
+export async function buildDemoBundle(
+  rootsDir: string,
+  force = false,
+  progress: (message: string) => void = () => {},
+): Promise<string> {
   const recipe = demoRecipePath();
   const recipeHash = createHash("sha256").update(readFileSync(recipe)).digest("hex").slice(0, 12);
   const out = join(rootsDir, `demo-env-${recipeHash}`);
@@ -45,6 +49,7 @@ export async function buildDemoBundle(rootsDir: string, force = false): Promise<
     });
   }
   mkdirSync(rootsDir, { recursive: true });
+  progress("building the demo bundle (python + busybox) into /nix/store with nix-build");
   const result = await runCommand(["nix-build", recipe, "-A", "env", ...NIX_OFFLINE, "--out-link", out], {
     errorCode: ErrorCode.IMAGE_BUILD_FAILED,
   });

@@ -29,7 +29,10 @@ export class NixStore {
           hint: "build or realise it first (nix-build, nix-store -r)",
         });
       }
-      throw new OsnError(ErrorCode.NOT_A_STORE_PATH, `${JSON.stringify(input)} is not a store path (it does not exist)`);
+      throw new OsnError(
+        ErrorCode.NOT_A_STORE_PATH,
+        `${JSON.stringify(input)} is not a store path (it does not exist)`,
+      );
     }
     if (!isStorePath(real)) {
       throw new OsnError(
@@ -48,11 +51,18 @@ export class NixStore {
     if (r.status !== 0) {
       const missing = /path '([^']+)' is not valid/.exec(r.stderr);
       if (missing) {
-        throw new OsnError(ErrorCode.STORE_PATH_MISSING, `${missing[1]} is not a valid path in the Nix store`, {
-          hint: "build or realise it first (nix-build, nix-store -r)",
-        });
+        throw new OsnError(
+          ErrorCode.STORE_PATH_MISSING,
+          `${missing[1]} is not a valid path in the Nix store`,
+          {
+            hint: "build or realise it first (nix-build, nix-store -r)",
+          },
+        );
       }
-      throw new OsnError(ErrorCode.COMMAND_FAILED, `nix-store --query --requisites failed: ${r.stderr.trim()}`);
+      throw new OsnError(
+        ErrorCode.COMMAND_FAILED,
+        `nix-store --query --requisites failed: ${r.stderr.trim()}`,
+      );
     }
     return r.stdout.split("\n").filter(Boolean).sort();
   }

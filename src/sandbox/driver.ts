@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
-import type { ImageInfo } from "../image/image-cache.js";
 import type { ProcessRef } from "../host/proc.js";
+import type { ImageInfo } from "../image/image-cache.js";
 import type { Sandbox, SandboxKind } from "./types.js";
 
 /** A workload attached to the caller: its output streams and its exit status. */

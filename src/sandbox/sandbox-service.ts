@@ -21,6 +21,8 @@ export interface CreateRequest extends BundleRequest {
   command?: string[];
   env?: Record<string, string>;
   limits?: Limits;
+  /** Remove rather than keep the sandbox if its managing process dies (`run`). */
+  ephemeral?: boolean;
 }
 
 export interface ServiceDeps {
@@ -67,9 +69,17 @@ export class SandboxService {
     }
     const bundle = await this.deps.bundles.resolve(req, progress);
     const limits = resolveLimits(this.deps.config.limits, bundle.config?.limits, req.limits);
-    if (this.deps.repo.exists(name)) throw new OsnError(ErrorCode.ALREADY_EXISTS, `a sandbox named ${name} already exists`);
+    if (this.deps.repo.exists(name))
+      throw new OsnError(ErrorCode.ALREADY_EXISTS, `a sandbox named ${name} already exists`);
 
-    const spec: SandboxSpec = { command, env, limits, toplevels: bundle.toplevels, imageKey: "" };
+    const spec: SandboxSpec = {
+      command,
+      env,
+      limits,
+      toplevels: bundle.toplevels,
+      imageKey: "",
+      ephemeral: req.ephemeral === true,
+    };
     this.deps.repo.insertCreating({
       name,
       kind,
@@ -93,7 +103,8 @@ export class SandboxService {
     } catch (err) {
       const errors = await undo.run();
       const e = OsnError.from(err);
-      if (errors.length > 0) e.message += `\n(cleanup after the failure: ${errors.map((x) => x.message).join("; ")})`;
+      if (errors.length > 0)
+        e.message += `\n(cleanup after the failure: ${errors.map((x) => x.message).join("; ")})`;
       throw e;
     }
   }
@@ -127,8 +138,16 @@ export class SandboxService {
   async remove(name: string): Promise<void> {
     await this.deps.locks.with(`sandbox:${name}`, async () => {
       const sb = this.deps.repo.mustGet(validateName("sandbox", name));
-      if ((sb.state === "creating" || sb.state === "removing") && sb.owner && isAlive(sb.owner) && sb.owner.pid !== this.me.pid) {
-        throw new OsnError(ErrorCode.INVALID_STATE, `sandbox ${name} is being ${sb.state.slice(0, -3)}ed by process ${sb.owner.pid}`);
+      if (
+        (sb.state === "creating" || sb.state === "removing") &&
+        sb.owner &&
+        isAlive(sb.owner) &&
+        sb.owner.pid !== this.me.pid
+      ) {
+        throw new OsnError(
+          ErrorCode.INVALID_STATE,
+          `sandbox ${name} is being ${sb.state.slice(0, -3)}ed by process ${sb.owner.pid}`,
+        );
       }
       this.deps.repo.setRemoving(name, this.me);
       await this.driver(sb.kind).remove(sb);
@@ -146,7 +165,7 @@ export class SandboxService {
     progress: ProgressFn = () => {},
     stdin: "inherit" | "ignore" = "ignore",
   ): Promise<number> {
-    const sb = await this.create(req, progress);
+    const sb = await this.create({ ...req, ephemeral: true }, progress);
     try {
       const driver = this.driver(sb.kind);
       const attached = await driver.startAttached(sb, stdin);
@@ -193,7 +212,8 @@ export class SandboxService {
     const removed: ImageInfo[] = [];
     for (const image of this.deps.images.list()) {
       await this.deps.locks.with(`image:${image.key}`, async () => {
-        if (this.deps.repo.countByImage(image.key) > 0 || this.deps.lowers.holders(image.key).length > 0) return;
+        if (this.deps.repo.countByImage(image.key) > 0 || this.deps.lowers.holders(image.key).length > 0)
+          return;
         await this.deps.images.remove(image.key);
         removed.push(image);
       });
@@ -209,13 +229,16 @@ export class SandboxService {
   async reconcile(): Promise<string[]> {
     const actions: string[] = [];
     for (const sb of this.deps.repo.list()) {
-      if ((sb.state === "creating" || sb.state === "removing") && !isAlive(sb.owner)) {
+      const abandoned = sb.state === "running" && sb.spec.ephemeral === true && !isAlive(sb.monitor);
+      if (((sb.state === "creating" || sb.state === "removing") && !isAlive(sb.owner)) || abandoned) {
         await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
           await this.driver(sb.kind).remove(sb);
           this.deps.repo.delete(sb.name);
         });
         actions.push(`removed sandbox ${sb.name}, left ${sb.state} by a process that died`);
-      } else if (sb.state === "running" && !isAlive(sb.monitor)) {
+        continue;
+      }
+      if (sb.state === "running" && !isAlive(sb.monitor)) {
         await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
           const driver = this.driver(sb.kind);
           await driver.stop(sb, 0);
@@ -283,8 +306,13 @@ export class SandboxService {
 
 function validateEnv(env: Record<string, string>): Record<string, string> {
   for (const [k, v] of Object.entries(env)) {
-    if (!ENV_NAME.test(k)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid environment variable name ${JSON.stringify(k)}`);
-    if (v.includes("\0")) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `environment variable ${k} contains a NUL byte`);
+    if (!ENV_NAME.test(k))
+      throw new OsnError(
+        ErrorCode.INVALID_ARGUMENT,
+        `invalid environment variable name ${JSON.stringify(k)}`,
+      );
+    if (v.includes("\0"))
+      throw new OsnError(ErrorCode.INVALID_ARGUMENT, `environment variable ${k} contains a NUL byte`);
   }
   return env;
 }
@@ -296,15 +324,21 @@ export function resolveLimits(...layers: (Limits | undefined)[]): ResourceLimits
     if (!l) continue;
     if (l.memory !== undefined) {
       const bytes = parseBytes(l.memory);
-      if (bytes < 8 * 2 ** 20) throw new OsnError(ErrorCode.INVALID_ARGUMENT, "memory limit below 8 MiB is too small to run anything");
+      if (bytes < 8 * 2 ** 20)
+        throw new OsnError(
+          ErrorCode.INVALID_ARGUMENT,
+          "memory limit below 8 MiB is too small to run anything",
+        );
       out.memoryBytes = bytes;
     }
     if (l.cpus !== undefined) {
-      if (!(l.cpus > 0 && l.cpus <= 1024)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid cpus ${l.cpus}`);
+      if (!(l.cpus > 0 && l.cpus <= 1024))
+        throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid cpus ${l.cpus}`);
       out.cpus = l.cpus;
     }
     if (l.pids !== undefined) {
-      if (!(Number.isInteger(l.pids) && l.pids >= 8)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid pids limit ${l.pids}: at least 8`);
+      if (!(Number.isInteger(l.pids) && l.pids >= 8))
+        throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid pids limit ${l.pids}: at least 8`);
       out.pids = l.pids;
     }
   }
@@ -317,16 +351,21 @@ export function resolveLimits(...layers: (Limits | undefined)[]): ResourceLimits
  */
 function completeSpec(spec: SandboxSpec, image: ImageInfo): SandboxSpec {
   const bins = spec.toplevels.map((p) => `${p}/bin`).filter((d) => existsSync(d));
-  const find = (tool: string): string | undefined => bins.map((d) => `${d}/${tool}`).find((f) => existsSync(f));
+  const find = (tool: string): string | undefined =>
+    bins.map((d) => `${d}/${tool}`).find((f) => existsSync(f));
   const shell = find("sh");
   const envTool = find("env");
   let command = spec.command;
   if (command.length === 0) {
     const sleep = find("sleep");
     if (!sleep) {
-      throw new OsnError(ErrorCode.INVALID_ARGUMENT, "no command given and the bundle has no `sleep` to idle with", {
-        hint: "give the workload after --, or add busybox or coreutils to the bundle",
-      });
+      throw new OsnError(
+        ErrorCode.INVALID_ARGUMENT,
+        "no command given and the bundle has no `sleep` to idle with",
+        {
+          hint: "give the workload after --, or add busybox or coreutils to the bundle",
+        },
+      );
     }
     command = [sleep, "infinity"];
   }

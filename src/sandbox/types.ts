@@ -25,8 +25,10 @@ export interface SandboxSpec {
   shell?: string;
   /** Store path of `env` for /usr/bin/env, when the bundle has one. */
   envTool?: string;
-  /** Image closure size, for `ls`. */
+  /** The image the sandbox runs from. */
   imageKey: string;
+  /** Made by `run`: removed, not kept, when its process dies. */
+  ephemeral?: boolean;
 }
 
 export interface Sandbox {

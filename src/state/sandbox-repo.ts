@@ -49,7 +49,16 @@ export class SandboxRepo {
           `INSERT INTO sandboxes (name, kind, bundle, image_key, spec, state, owner_pid, owner_start, created_at)
            VALUES (?, ?, ?, ?, ?, 'creating', ?, ?, ?)`,
         )
-        .run(s.name, s.kind, s.bundle, s.imageKey, JSON.stringify(s.spec), s.owner?.pid ?? null, s.owner?.start ?? null, s.createdAt);
+        .run(
+          s.name,
+          s.kind,
+          s.bundle,
+          s.imageKey,
+          JSON.stringify(s.spec),
+          s.owner?.pid ?? null,
+          s.owner?.start ?? null,
+          s.createdAt,
+        );
     } catch (err) {
       if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
         throw new OsnError(ErrorCode.ALREADY_EXISTS, `a sandbox named ${s.name} already exists`);
@@ -74,16 +83,22 @@ export class SandboxRepo {
   }
 
   list(): Sandbox[] {
-    return (this.db.prepare("SELECT * FROM sandboxes ORDER BY created_at, name").all() as Row[]).map(toSandbox);
+    return (this.db.prepare("SELECT * FROM sandboxes ORDER BY created_at, name").all() as Row[]).map(
+      toSandbox,
+    );
   }
 
   countByImage(key: string): number {
-    return (this.db.prepare("SELECT count(*) AS n FROM sandboxes WHERE image_key = ?").get(key) as { n: number }).n;
+    return (
+      this.db.prepare("SELECT count(*) AS n FROM sandboxes WHERE image_key = ?").get(key) as { n: number }
+    ).n;
   }
 
   setPrepared(name: string, imageKey: string, spec: SandboxSpec): void {
     this.db
-      .prepare("UPDATE sandboxes SET state = 'created', image_key = ?, spec = ?, owner_pid = NULL, owner_start = NULL WHERE name = ?")
+      .prepare(
+        "UPDATE sandboxes SET state = 'created', image_key = ?, spec = ?, owner_pid = NULL, owner_start = NULL WHERE name = ?",
+      )
       .run(imageKey, JSON.stringify(spec), name);
   }
 

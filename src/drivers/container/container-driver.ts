@@ -1,5 +1,16 @@
 import { spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
@@ -82,7 +93,11 @@ export class CrunContainerDriver implements SandboxDriver {
   async prepare(sandbox: Sandbox, image: ImageInfo): Promise<void> {
     const p = this.paths(sandbox.name);
     for (const d of [p.bundle, p.upper, p.work, p.home]) mkdirSync(d, { recursive: true });
-    writeRootfs(p.rootfs, { hostname: sandbox.name, shell: sandbox.spec.shell, envTool: sandbox.spec.envTool });
+    writeRootfs(p.rootfs, {
+      hostname: sandbox.name,
+      shell: sandbox.spec.shell,
+      envTool: sandbox.spec.envTool,
+    });
     const lowerDir = await this.lowers.acquire(image.key, sandbox.name);
     const config = buildOciConfig({
       process: { args: sandbox.spec.command, env: sandbox.spec.env, cwd: "/root" },
@@ -106,10 +121,14 @@ export class CrunContainerDriver implements SandboxDriver {
     const err = openSync(p.stderr, "a");
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(this.runArgv(sandbox, p.exitFile)[0] as string, this.runArgv(sandbox, p.exitFile).slice(1), {
-        detached: true,
-        stdio: ["ignore", out, err],
-      });
+      child = spawn(
+        this.runArgv(sandbox, p.exitFile)[0] as string,
+        this.runArgv(sandbox, p.exitFile).slice(1),
+        {
+          detached: true,
+          stdio: ["ignore", out, err],
+        },
+      );
     } finally {
       closeSync(out);
       closeSync(err);
@@ -133,7 +152,9 @@ export class CrunContainerDriver implements SandboxDriver {
     stdout.pipe(createWriteStream(p.stdout, { flags: "a" }));
     stderr.pipe(createWriteStream(p.stderr, { flags: "a" }));
     const exit = new Promise<number>((resolve, reject) => {
-      child.on("error", (e) => reject(new OsnError(ErrorCode.RUNTIME_FAILED, `crun: ${e.message}`, { cause: e })));
+      child.on("error", (e) =>
+        reject(new OsnError(ErrorCode.RUNTIME_FAILED, `crun: ${e.message}`, { cause: e })),
+      );
       child.on("close", (code, signal) => {
         const status = code ?? (signal === "SIGKILL" ? 137 : 143);
         writeFileSync(p.exitFile, `${status}\n`);
@@ -172,7 +193,10 @@ export class CrunContainerDriver implements SandboxDriver {
     }
     const p = this.paths(sandbox.name);
     const processFile = join(p.bundle, `exec-${process.pid}-${Date.now()}.json`);
-    writeFileSync(processFile, JSON.stringify(ociProcess({ args: argv, env: sandbox.spec.env, cwd: "/root" })));
+    writeFileSync(
+      processFile,
+      JSON.stringify(ociProcess({ args: argv, env: sandbox.spec.env, cwd: "/root" })),
+    );
     const cmd = crunArgv(this.crun, ["exec", "--process", processFile, sandbox.name]);
     const child = spawn(cmd[0] as string, cmd.slice(1), {
       stdio: io.stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
@@ -223,7 +247,11 @@ export class CrunContainerDriver implements SandboxDriver {
 
   private runArgv(sandbox: Sandbox, recordExitTo?: string): string[] {
     const p = this.paths(sandbox.name);
-    return crunArgv(this.crun, ["run", "--bundle", p.bundle, "--pid-file", p.pidFile, sandbox.name], recordExitTo);
+    return crunArgv(
+      this.crun,
+      ["run", "--bundle", p.bundle, "--pid-file", p.pidFile, sandbox.name],
+      recordExitTo,
+    );
   }
 
   private clearRunFiles(p: ContainerPaths): void {
@@ -240,12 +268,18 @@ export class CrunContainerDriver implements SandboxDriver {
       if (ended()) {
         if (existsSync(p.pidFile)) return;
         const why = lastLines(safeRead(p.stderr), 5);
-        throw new OsnError(ErrorCode.RUNTIME_FAILED, `crun failed to start ${sandbox.name}${why ? `: ${why}` : ""}`);
+        throw new OsnError(
+          ErrorCode.RUNTIME_FAILED,
+          `crun failed to start ${sandbox.name}${why ? `: ${why}` : ""}`,
+        );
       }
       await sleep(wait);
       wait = Math.min(wait * 2, 20);
     }
-    throw new OsnError(ErrorCode.TIMEOUT, `sandbox ${sandbox.name} did not start within ${START_DEADLINE_MS} ms`);
+    throw new OsnError(
+      ErrorCode.TIMEOUT,
+      `sandbox ${sandbox.name} did not start within ${START_DEADLINE_MS} ms`,
+    );
   }
 
   private async signal(sandbox: Sandbox, signal: NodeJS.Signals): Promise<void> {

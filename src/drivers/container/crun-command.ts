@@ -20,7 +20,17 @@ export function crunArgv(ctx: CrunContext, args: readonly string[], recordExitTo
   const prelude = ctx.layout.mode === "hybrid" ? "umount -l /sys/fs/cgroup/unified || exit 125\n" : "";
   if (recordExitTo === undefined) {
     if (!prelude) return crun;
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", `${prelude}exec "$@"`, "crun", ...crun];
+    return [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      `${prelude}exec "$@"`,
+      "crun",
+      ...crun,
+    ];
   }
   // The monitor: a shell that outlives the CLI, waits for `crun run` and writes the workload's
   // exit status atomically where the next CLI (or the daemon) will find it.

@@ -137,7 +137,12 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         source: "shm",
         options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
       },
-      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+      {
+        destination: "/dev/mqueue",
+        type: "mqueue",
+        source: "mqueue",
+        options: ["nosuid", "noexec", "nodev"],
+      },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
       {
@@ -147,7 +152,12 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         source: "overlay",
         options: [`lowerdir=${input.lowerDir}`, `upperdir=${input.upperDir}`, `workdir=${input.workDir}`],
       },
-      { destination: "/root", type: "bind", source: input.homeDir, options: ["rbind", "rw", "nosuid", "nodev"] },
+      {
+        destination: "/root",
+        type: "bind",
+        source: input.homeDir,
+        options: ["rbind", "rw", "nosuid", "nodev"],
+      },
     ],
     linux: {
       // No user namespace yet: see docs/security.md for why root inside is still not host root.

@@ -10,7 +10,19 @@ export interface RootfsInput {
 }
 
 /** Directories the OCI mounts land on; crun could create them, but the root is read-only. */
-const MOUNTPOINTS = ["nix/store", "proc", "dev", "sys", "tmp", "root", "etc", "bin", "usr/bin", "run", "var/tmp"];
+const MOUNTPOINTS = [
+  "nix/store",
+  "proc",
+  "dev",
+  "sys",
+  "tmp",
+  "root",
+  "etc",
+  "bin",
+  "usr/bin",
+  "run",
+  "var/tmp",
+];
 
 /** The few /etc files a process expects; pure, unit-tested. */
 export function etcFiles(hostname: string, resolvConf: string): Record<string, string> {

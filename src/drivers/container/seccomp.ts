@@ -53,7 +53,9 @@ const DENIED: readonly string[] = [
 ];
 
 /** clone() flags that create namespaces; CLONE_NEWUSER is the one an unprivileged process could use. */
-const CLONE_NAMESPACE_FLAGS = [0x10000000, 0x20000000, 0x40000000, 0x04000000, 0x08000000, 0x00020000, 0x02000000];
+const CLONE_NAMESPACE_FLAGS = [
+  0x10000000, 0x20000000, 0x40000000, 0x04000000, 0x08000000, 0x00020000, 0x02000000,
+];
 
 export interface OciSeccomp {
   defaultAction: string;

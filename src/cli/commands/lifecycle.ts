@@ -1,0 +1,86 @@
+import type { Command } from "commander";
+import type { CliContext } from "../context.js";
+import { printJson, progressPrinter, style } from "../output.js";
+import { addSandboxOptions, type SandboxFlags, toCreateRequest } from "../sandbox-options.js";
+import { sandboxJson } from "./views.js";
+
+export function registerLifecycle(program: Command, ctx: CliContext): void {
+  addSandboxOptions(
+    program
+      .command("create")
+      .description("create a sandbox (ready to start; returns as soon as it exists)")
+      .argument("[command...]", "workload (after --); default: idle, for exec"),
+  )
+    .option("--start", "start it right away")
+    .option("--json", "print the sandbox as JSON")
+    .action(async (command: string[], flags: SandboxFlags & { start?: boolean; json?: boolean }) => {
+      const { service } = await ctx.app();
+      const started = performance.now();
+      let sb = await service.create(toCreateRequest(flags, command), progressPrinter(ctx.quiet));
+      if (flags.start) sb = await service.start(sb.name);
+      if (flags.json) printJson(sandboxJson(sb));
+      else {
+        process.stdout.write(`${sb.name}\n`);
+        if (!ctx.quiet) {
+          const ms = Math.round(performance.now() - started);
+          process.stderr.write(
+            `${style.green(flags.start ? "started" : "created")} ${sb.name} in ${ms} ms\n`,
+          );
+        }
+      }
+    });
+
+  program
+    .command("start")
+    .description("start a created or stopped sandbox (its files are kept)")
+    .argument("<name>")
+    .action(async (name: string) => {
+      const sb = await (await ctx.app()).service.start(name);
+      process.stdout.write(`${sb.name}\n`);
+    });
+
+  program
+    .command("stop")
+    .description("stop a sandbox: SIGTERM, then SIGKILL after the grace period; keeps its files")
+    .argument("<name>")
+    .option("-t, --time <seconds>", "grace period before SIGKILL", "10")
+    .action(async (name: string, flags: { time: string }) => {
+      const sb = await (await ctx.app()).service.stop(name, Number(flags.time) * 1000);
+      process.stdout.write(`${sb.name}\n`);
+    });
+
+  program
+    .command("rm")
+    .description("remove sandboxes and everything they made on the host")
+    .argument("<names...>")
+    .option("-f, --force", "stop running sandboxes first (otherwise they are refused)")
+    .action(async (names: string[], flags: { force?: boolean }) => {
+      const { service } = await ctx.app();
+      let failed = false;
+      for (const name of names) {
+        try {
+          const sb = service.get(name);
+          if (sb.state === "running" && !flags.force) {
+            process.stderr.write(`${style.red("error:")} ${name} is running; stop it or use rm --force\n`);
+            failed = true;
+            continue;
+          }
+          await service.remove(name);
+          process.stdout.write(`${name}\n`);
+        } catch (err) {
+          process.stderr.write(`${style.red("error:")} ${(err as Error).message}\n`);
+          failed = true;
+        }
+      }
+      if (failed) process.exitCode = 4;
+    });
+
+  program
+    .command("reconcile")
+    .description("clean up after crashed processes: orphaned containers, mounts, loop devices, dirs")
+    .action(async () => {
+      const { service } = await ctx.app();
+      const actions = await service.reconcile();
+      process.stdout.write(actions.length === 0 ? "nothing to do\n" : `${actions.join("\n")}\n`);
+    });
+}

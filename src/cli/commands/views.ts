@@ -1,0 +1,26 @@
+import type { Sandbox } from "../../sandbox/types.js";
+
+/** The stable JSON shape of a sandbox for scripts (`ls --json`, `inspect --json`). */
+export function sandboxJson(sb: Sandbox): Record<string, unknown> {
+  return {
+    name: sb.name,
+    kind: sb.kind,
+    state: sb.state,
+    bundle: sb.bundle,
+    image: sb.imageKey,
+    command: sb.spec.command,
+    env: sb.spec.env,
+    limits: sb.spec.limits,
+    storePaths: sb.spec.toplevels,
+    exitCode: sb.exitCode,
+    createdAt: sb.createdAt,
+    startedAt: sb.startedAt,
+    finishedAt: sb.finishedAt,
+    pid: sb.monitor?.pid ?? null,
+  };
+}
+
+export function describeState(sb: Sandbox): string {
+  if (sb.state === "stopped" && sb.exitCode !== null) return `stopped (exit ${sb.exitCode})`;
+  return sb.state;
+}
