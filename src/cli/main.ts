@@ -23,7 +23,7 @@ export async function main(argv: string[]): Promise<number> {
       "--config <file>",
       "config file (default: $OPENSHELL_NIX_CONFIG or /etc/openshell-nix/config.json)",
     )
-    .option("-q, --quiet", "no progress output")
+    .option("--quiet", "no progress output")
     .showHelpAfterError()
     .exitOverride();
   const ctx = new CliContext(() => program.opts<GlobalFlags>());

@@ -237,7 +237,7 @@ export class CrunContainerDriver implements SandboxDriver {
     }
     for (const dir of cgroupDirs(this.crun.layout, `/openshell-nix/${this.layout.tag}`)) {
       for (const name of listDir(dir)) {
-        if (isKnown(name)) continue;
+        if (!existsSync(join(dir, name, "cgroup.procs")) || isKnown(name)) continue;
         this.removeCgroups(name);
         actions.push(`removed orphan cgroup ${name}`);
       }

@@ -1,0 +1,145 @@
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { type App, openApp } from "../../src/app.js";
+import type { Config } from "../../src/config/schema.js";
+import { cgroupDirs, detectCgroupLayout } from "../../src/host/cgroups.js";
+import { listLoopDevices, readMounts } from "../../src/host/mounts.js";
+import type { AttachedProcess } from "../../src/sandbox/driver.js";
+import type { CreateRequest } from "../../src/sandbox/sandbox-service.js";
+
+/** Why the integration tests cannot run here, or undefined when they can. */
+export function missingHostFeature(): string | undefined {
+  if (process.geteuid?.() !== 0) return "needs root (mounts, loop devices, crun)";
+  for (const bin of ["crun", "mkfs.erofs", "nix-store", "nix-build"]) {
+    try {
+      execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
+    } catch {
+      return `needs ${bin} (run .ci/run, or: apt-get install crun erofs-utils nix-bin)`;
+    }
+  }
+  return undefined;
+}
+
+export function tempApp(config: Config = {}): App {
+  const dir = mkdtempSync("/var/tmp/osn-test-");
+  return openApp({ stateDir: dir, config });
+}
+
+/**
+ * Remove what a failed test left (sandboxes, then a reconcile), close the app, then remove its
+ * state dir; refuses if anything is still mounted below it.
+ */
+export async function disposeApp(app: App): Promise<void> {
+  for (const sb of app.service.list()) await app.service.remove(sb.name);
+  await app.service.reconcile();
+  app.close();
+  const root = app.layout.root;
+  if (readMounts().some((m) => m.mountpoint.startsWith(`${root}/`))) {
+    throw new Error(`mounts left under ${root}`);
+  }
+  rmSync(root, { recursive: true, force: true });
+}
+
+export interface RunOutput {
+  status: number;
+  stdout: string;
+  stderr: string;
+  firstOutputMs?: number;
+}
+
+export async function runCollect(app: App, req: CreateRequest): Promise<RunOutput> {
+  let stdout = "";
+  let stderr = "";
+  const status = await app.service.run(req, (p: AttachedProcess) => {
+    p.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    p.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+  });
+  return { status, stdout, stderr };
+}
+
+export async function execCollect(app: App, name: string, argv: string[]): Promise<RunOutput> {
+  const p = await app.service.exec(name, argv, { stdio: "pipe" });
+  if (typeof p === "number") throw new Error("expected streams");
+  let stdout = "";
+  let stderr = "";
+  p.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  p.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const status = await p.exit;
+  return { status, stdout, stderr };
+}
+
+/**
+ * Everything a sandbox could leave on the host, as a comparable snapshot: mounts below the
+ * state dir, loop devices backed by its images, crun containers, sandbox dirs, cgroups, and
+ * processes that mention the state dir on their command line.
+ */
+export function hostFootprint(app: App): Record<string, string[]> {
+  const root = app.layout.root;
+  const list = (d: string) => (existsSync(d) ? readdirSync(d).sort() : []);
+  const procs: string[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmd.includes(root)) procs.push(`${pid} ${cmd}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const cgroups = cgroupDirs(detectCgroupLayout(), `/openshell-nix/${app.layout.tag}`).flatMap((d) =>
+    list(d)
+      .filter((e) => existsSync(join(d, e, "cgroup.procs")))
+      .map((e) => join(d, e)),
+  );
+  return {
+    mounts: readMounts()
+      .filter((m) => m.mountpoint.startsWith(`${root}/`))
+      .map((m) => m.mountpoint),
+    loops: listLoopDevices()
+      .filter((l) => l.backingFile.startsWith(`${root}/`))
+      .map((l) => l.device),
+    crun: list(app.layout.crunRoot),
+    sandboxDirs: list(app.layout.sandboxesDir),
+    tmp: list(app.layout.tmpDir),
+    cgroups,
+    procs,
+  };
+}
+
+export const EMPTY_FOOTPRINT = {
+  mounts: [],
+  loops: [],
+  crun: [],
+  sandboxDirs: [],
+  tmp: [],
+  cgroups: [],
+  procs: [],
+};
+
+/** A hash of a tree: names, types, modes, sizes, link targets and file contents. */
+export function treeHash(paths: string[]): string {
+  const h = createHash("sha256");
+  const walk = (p: string) => {
+    const st = lstatSync(p);
+    h.update(`${p}\0${st.mode}\0`);
+    if (st.isSymbolicLink()) h.update(`link:${readlinkSync(p)}\0`);
+    else if (st.isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+    else h.update(`${st.size}\0`).update(readFileSync(p));
+  };
+  for (const p of [...paths].sort()) walk(p);
+  return h.digest("hex");
+}
+
+export function fileSha256(file: string): string {
+  return createHash("sha256").update(readFileSync(file)).digest("hex");
+}
