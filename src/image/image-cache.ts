@@ -60,14 +60,15 @@ export class ImageCache {
     if (hit) return { image: hit, built: false };
     const closure = await this.nix.closure(tops);
     const key = imageKey(closure, this.compression);
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      pending = this.locks
+    const joined = this.inflight.get(key);
+    const pending =
+      joined ??
+      this.locks
         .with(`image:${key}`, () => this.buildLocked(key, tops, closure, progress), 30 * 60_000)
         .finally(() => this.inflight.delete(key));
-      this.inflight.set(key, pending);
-    }
-    const result = await pending;
+    if (!joined) this.inflight.set(key, pending);
+    // A request that joined another's build did not build anything itself.
+    const result = joined ? { ...(await pending), built: false } : await pending;
     this.db
       .prepare("INSERT OR REPLACE INTO toplevel_sets (toplevels, image_key) VALUES (?, ?)")
       .run(JSON.stringify(tops), key);

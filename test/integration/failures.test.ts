@@ -1,0 +1,189 @@
+import { spawn } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type App, openApp } from "../../src/app.js";
+import { ErrorCode } from "../../src/common/errors.js";
+import {
+  disposeApp,
+  EMPTY_FOOTPRINT,
+  hostFootprint,
+  missingHostFeature,
+  runCollect,
+  tempApp,
+} from "../helpers/host.js";
+
+const skip = missingHostFeature();
+const CLI = new URL("../../dist/src/bin/cli.js", import.meta.url).pathname;
+
+describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped: ${skip})` : ""}`, () => {
+  let app: App;
+  let demo: string;
+
+  beforeAll(async () => {
+    app = tempApp();
+    demo = (await app.bundles.resolve({ bundle: "demo" })).toplevels[0] as string;
+    await app.images.ensure([demo]);
+  });
+
+  afterAll(async () => {
+    if (app) await disposeApp(app);
+  });
+
+  const snapshot = () => ({
+    host: hostFootprint(app),
+    sandboxes: app.service.list().map((s) => `${s.name}:${s.state}`),
+    images: app.images.list().map((i) => i.key),
+  });
+
+  it.each([
+    ["a sandbox name with a slash", { name: "a/b", bundle: "demo" }, ErrorCode.INVALID_NAME],
+    ["path traversal in a sandbox name", { name: "../../etc", bundle: "demo" }, ErrorCode.INVALID_NAME],
+    ["an empty sandbox name", { name: "", bundle: "demo" }, ErrorCode.INVALID_NAME],
+    ["path traversal in a bundle name", { bundle: "../../etc/passwd" }, ErrorCode.INVALID_NAME],
+    ["an unknown bundle", { bundle: "nope" }, ErrorCode.NOT_FOUND],
+    [
+      "a missing store path",
+      { storePaths: ["/nix/store/00000000000000000000000000000000-missing"] },
+      ErrorCode.STORE_PATH_MISSING,
+    ],
+    ["a non-store path", { storePaths: ["/etc"] }, ErrorCode.NOT_A_STORE_PATH],
+    ["a path below a store path", { storePaths: ["/nix/store/x/../../etc"] }, ErrorCode.NOT_A_STORE_PATH],
+    ["a relative non-store path", { storePaths: ["./nothing-here"] }, ErrorCode.NOT_A_STORE_PATH],
+    ["an absurd memory limit", { bundle: "demo", limits: { memory: "1Ki" } }, ErrorCode.INVALID_ARGUMENT],
+    ["a malformed memory limit", { bundle: "demo", limits: { memory: "lots" } }, ErrorCode.INVALID_ARGUMENT],
+    ["a bad environment name", { bundle: "demo", env: { "A=B": "x" } }, ErrorCode.INVALID_ARGUMENT],
+  ])("rejects %s with a clear error and changes nothing", async (_what, req, code) => {
+    const before = snapshot();
+    await expect(app.service.create({ ...req, command: ["true"] })).rejects.toMatchObject({ code });
+    expect(snapshot()).toEqual(before);
+  });
+
+  it("refuses a duplicate name and leaves the first sandbox alone", async () => {
+    await app.service.create({ name: "dup", bundle: "demo", command: ["true"] });
+    const before = snapshot();
+    await expect(
+      app.service.create({ name: "dup", bundle: "demo", command: ["true"] }),
+    ).rejects.toMatchObject({
+      code: ErrorCode.ALREADY_EXISTS,
+    });
+    expect(snapshot()).toEqual(before);
+    await app.service.remove("dup");
+  });
+
+  it("reports unknown sandboxes as NOT_FOUND", async () => {
+    await expect(app.service.start("ghost")).rejects.toMatchObject({ code: ErrorCode.NOT_FOUND });
+    await expect(app.service.remove("ghost")).rejects.toMatchObject({ code: ErrorCode.NOT_FOUND });
+  });
+
+  it("cleans up completely after a failed create (corrupt image)", async () => {
+    const image = app.images.list()[0];
+    if (!image) throw new Error("no image");
+    const good = await import("node:fs").then((fs) => fs.readFileSync(image.path));
+    writeFileSync(image.path, Buffer.alloc(good.length));
+    try {
+      await expect(
+        app.service.create({ name: "broken", bundle: "demo", command: ["true"] }),
+      ).rejects.toMatchObject({
+        code: ErrorCode.COMMAND_FAILED,
+      });
+      expect(app.service.list()).toEqual([]);
+      expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+    } finally {
+      writeFileSync(image.path, good);
+    }
+  });
+
+  it("cleans up after a workload that cannot start", async () => {
+    const r = await runCollect(app, { bundle: "demo", command: ["no-such-program"] });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/no-such-program/);
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("finishes a create whose process died: the half-made sandbox is removed", async () => {
+    await app.service.create({ name: "half", bundle: "demo", command: ["true"] });
+    // A pid that existed once and is gone now stands for the crashed CLI.
+    const dead = spawn("true");
+    await new Promise((r) => dead.on("close", r));
+    app.db
+      .prepare(
+        "UPDATE sandboxes SET state = 'creating', owner_pid = ?, owner_start = '1' WHERE name = 'half'",
+      )
+      .run(dead.pid);
+    expect(app.service.needsReconcile()).toBe(true);
+    const actions = await app.service.reconcile();
+    expect(actions.join("\n")).toMatch(/removed sandbox half/);
+    expect(app.service.list()).toEqual([]);
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("cleans up after the CLI running a sandbox is killed", async () => {
+    const cli = spawn(
+      "node",
+      [CLI, "--state-dir", app.layout.root, "--quiet", "run", "--name", "crashy", "--", "sleep", "60"],
+      {
+        stdio: "ignore",
+      },
+    );
+    for (let i = 0; i < 200 && app.service.list().find((s) => s.name === "crashy")?.state !== "running"; i++)
+      await sleep(25);
+    expect(app.service.get("crashy").state).toBe("running");
+    cli.kill("SIGKILL");
+    await new Promise((r) => cli.on("close", r));
+    // The workload still runs; the next process to open the state notices and cleans up.
+    expect(hostFootprint(app).crun).toEqual(["crashy"]);
+    const next = openApp({ stateDir: app.layout.root, config: {} });
+    try {
+      expect(next.service.needsReconcile()).toBe(true);
+      await next.service.reconcile();
+    } finally {
+      next.close();
+    }
+    expect(app.service.list()).toEqual([]);
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("re-adopts a running sandbox and keeps a stopped one stopped across a restart", async () => {
+    await app.service.create({ name: "alive", bundle: "demo" });
+    await app.service.start("alive");
+    await app.service.create({ name: "resting", bundle: "demo" });
+    await app.service.start("resting");
+    await app.service.stop("resting", 0);
+    const next = openApp({ stateDir: app.layout.root, config: {} });
+    try {
+      expect(next.service.needsReconcile()).toBe(false);
+      expect(await next.service.reconcile()).toEqual([]);
+      expect(next.service.get("alive").state).toBe("running");
+      expect(next.service.get("resting").state).toBe("stopped");
+      expect(
+        await next.service
+          .exec("alive", ["true"], { stdio: "pipe" })
+          .then((p) => (typeof p === "number" ? p : p.exit)),
+      ).toBe(0);
+    } finally {
+      next.close();
+    }
+    await app.service.remove("alive");
+    await app.service.remove("resting");
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("removes resources no row accounts for (orphans)", async () => {
+    await app.service.create({ name: "orphan", bundle: "demo" });
+    await app.service.start("orphan");
+    // Lose the row, as if the database had been restored from an older copy.
+    app.db.prepare("DELETE FROM sandboxes WHERE name = 'orphan'").run();
+    const actions = await app.service.reconcile();
+    expect(actions.join("\n")).toMatch(/orphan crun container orphan/);
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("removes a half-written image left by a crashed build", async () => {
+    const stale = `${app.layout.imagesDir}/0123.erofs.tmp-999999`;
+    writeFileSync(stale, "partial");
+    const actions = await app.service.reconcile();
+    expect(actions.join("\n")).toMatch(/stale temporary/);
+    expect(existsSync(stale)).toBe(false);
+  });
+});
