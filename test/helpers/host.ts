@@ -9,8 +9,17 @@ import { listLoopDevices, readMounts } from "../../src/host/mounts.js";
 import type { AttachedProcess } from "../../src/sandbox/driver.js";
 import type { CreateRequest } from "../../src/sandbox/sandbox-service.js";
 
-/** Why the integration tests cannot run here, or undefined when they can. */
+/**
+ * Why the integration tests cannot run here, or undefined when they can. In CI a missing
+ * feature is an error, never a skip: a green run must mean the sandboxes were really tested.
+ */
 export function missingHostFeature(): string | undefined {
+  const why = probeHost();
+  if (why && process.env.CI) throw new Error(`CI host cannot run the integration tests: ${why}`);
+  return why;
+}
+
+function probeHost(): string | undefined {
   if (process.geteuid?.() !== 0) return "needs root (mounts, loop devices, crun)";
   for (const bin of ["crun", "mkfs.erofs", "nix-store", "nix-build"]) {
     try {
