@@ -69,8 +69,13 @@ let
       patchelf --set-rpath ${glibc}/lib:${pythonLibs}/lib $so
     done
     # Nix sets every mtime to 1 when it registers the output, which would make timestamp-checked
-    # bytecode stale on every start; unchecked-hash pyc stays valid.
-    $out/bin/python3.11 -I -m compileall -q -j0 --invalidation-mode unchecked-hash $out/lib/python3.11 >/dev/null || true
+    # bytecode stale on every start (and a root python outside a sandbox would rewrite it in the
+    # store); unchecked-hash pyc stays valid. -f matters: the interpreter running compileall has
+    # already written timestamp pyc for the modules it imports at start-up (encodings, codecs…),
+    # and without -f compileall would keep those.
+    $out/bin/python3.11 -I -m compileall -f -q -j0 --invalidation-mode unchecked-hash $out/lib/python3.11 >/dev/null || true
+    # Every start-up module must carry hash-based bytecode (flags field != 0).
+    $out/bin/python3.11 -I -c 'import importlib.util as u, encodings, codecs, site, os; bad = [m.__name__ for m in (encodings, codecs, site, os) if int.from_bytes(open(u.cache_from_source(m.__file__), "rb").read()[4:8], "little") == 0]; assert not bad, bad' 
     $out/bin/python3.11 -I -c 'import ssl, sqlite3, ctypes, lzma, zlib, json, hashlib'
   '';
 

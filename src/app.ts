@@ -31,8 +31,8 @@ export interface App {
 }
 
 /** Wire the concrete classes together; the only place that knows them all. */
-export function openApp(options: AppOptions = {}): App {
-  const config = options.config ?? loadConfig(options.configFile);
+export async function openApp(options: AppOptions = {}): Promise<App> {
+  const config = options.config ?? (await loadConfig(options.configFile));
   const stateDir =
     options.stateDir ?? process.env.OPENSHELL_NIX_STATE_DIR ?? config.stateDir ?? DEFAULT_STATE_DIR;
   const layout = new StateLayout(stateDir);

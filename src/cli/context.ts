@@ -20,7 +20,7 @@ export class CliContext {
   async app(): Promise<App> {
     if (this.opened) return this.opened;
     const f = this.flags();
-    const app = openApp({ stateDir: f.stateDir, configFile: f.config });
+    const app = await openApp({ stateDir: f.stateDir, configFile: f.config });
     this.opened = app;
     if (app.service.needsReconcile()) {
       for (const action of await app.service.reconcile()) {

@@ -17,8 +17,8 @@ describe("parseBytes", () => {
 });
 
 describe("parseConfig", () => {
-  it("accepts bundles and limits", () => {
-    const c = parseConfig(
+  it("accepts bundles and limits", async () => {
+    const c = await parseConfig(
       JSON.stringify({
         stateDir: "/var/lib/x",
         limits: { memory: "1Gi", pids: 512 },
@@ -27,15 +27,15 @@ describe("parseConfig", () => {
     );
     expect(c.bundles?.python?.storePaths).toHaveLength(1);
   });
-  it("rejects unknown keys, naming them", () => {
-    expect(() => parseConfig('{"bundels": {}}')).toThrow(/bundels|Unrecognized/);
+  it("rejects unknown keys, naming them", async () => {
+    await expect(parseConfig('{"bundels": {}}')).rejects.toThrow(/bundels/);
   });
-  it("rejects a bundle name that is a path", () => {
-    expect(() =>
+  it("rejects a bundle name that is a path", async () => {
+    await expect(
       parseConfig(JSON.stringify({ bundles: { "../x": { storePaths: ["/nix/store/a"] } } })),
-    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_NAME }));
+    ).rejects.toMatchObject({ code: ErrorCode.INVALID_NAME });
   });
-  it("rejects invalid JSON clearly", () => {
-    expect(() => parseConfig("{")).toThrow(expect.objectContaining({ code: ErrorCode.CONFIG_INVALID }));
+  it("rejects invalid JSON clearly", async () => {
+    await expect(parseConfig("{")).rejects.toMatchObject({ code: ErrorCode.CONFIG_INVALID });
   });
 });

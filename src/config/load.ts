@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { validateName } from "../common/names.js";
-import { type Config, ConfigSchema } from "./schema.js";
+import type { Config } from "./schema.js";
 
 export const DEFAULT_CONFIG_FILE = "/etc/openshell-nix/config.json";
 
@@ -9,7 +9,7 @@ export const DEFAULT_CONFIG_FILE = "/etc/openshell-nix/config.json";
  * Read and validate the config. A missing file at the default location is an empty config (a
  * Debian host with no NixOS module); a missing file that was named explicitly is an error.
  */
-export function loadConfig(file: string | undefined): Config {
+export async function loadConfig(file: string | undefined): Promise<Config> {
   const path = file ?? process.env.OPENSHELL_NIX_CONFIG ?? DEFAULT_CONFIG_FILE;
   let text: string;
   try {
@@ -21,7 +21,12 @@ export function loadConfig(file: string | undefined): Config {
   return parseConfig(text, path);
 }
 
-export function parseConfig(text: string, origin = "config"): Config {
+/**
+ * Parse and validate config text. The schema (and zod with it) is loaded only here: a host
+ * without a config file does not pay ~40 ms of module loading on every CLI call.
+ */
+export async function parseConfig(text: string, origin = "config"): Promise<Config> {
+  const { ConfigSchema } = await import("./schema.js");
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -1,6 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+} from "node:fs";
 import { join } from "node:path";
 import { type App, openApp } from "../../src/app.js";
 import type { Config } from "../../src/config/schema.js";
@@ -31,7 +40,7 @@ function probeHost(): string | undefined {
   return undefined;
 }
 
-export function tempApp(config: Config = {}): App {
+export async function tempApp(config: Config = {}): Promise<App> {
   const dir = mkdtempSync("/var/tmp/osn-test-");
   return openApp({ stateDir: dir, config });
 }
@@ -49,6 +58,14 @@ export async function disposeApp(app: App): Promise<void> {
     throw new Error(`mounts left under ${root}`);
   }
   rmSync(root, { recursive: true, force: true });
+  // The per-state-dir cgroup parents are kept while a state dir lives; this one is gone now.
+  for (const dir of cgroupDirs(detectCgroupLayout(), `/openshell-nix/${app.layout.tag}`)) {
+    try {
+      rmdirSync(dir);
+    } catch {
+      // never created for this controller, or not empty (a test left something: caught above)
+    }
+  }
 }
 
 export interface RunOutput {

@@ -31,7 +31,7 @@ describe.skipIf(skip)(`the openshell-nix CLI${skip ? ` (skipped: ${skip})` : ""}
     });
 
   afterAll(async () => {
-    const app = openApp({ stateDir, config: {} });
+    const app = await openApp({ stateDir, config: {} });
     for (const sb of app.service.list()) await app.service.remove(sb.name);
     await app.service.reconcile();
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);

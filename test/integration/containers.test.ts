@@ -23,7 +23,7 @@ describe.skipIf(skip)(`container sandboxes from the demo bundle${skip ? ` (skipp
   let closure: string[];
 
   beforeAll(async () => {
-    app = tempApp();
+    app = await tempApp();
     const bundle = await app.bundles.resolve({ bundle: "demo" });
     closure = execFileSync("nix-store", ["-qR", ...bundle.toplevels])
       .toString()

@@ -21,7 +21,7 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
   let demo: string;
 
   beforeAll(async () => {
-    app = tempApp();
+    app = await tempApp();
     demo = (await app.bundles.resolve({ bundle: "demo" })).toplevels[0] as string;
     await app.images.ensure([demo]);
   });
@@ -133,7 +133,7 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
     await new Promise((r) => cli.on("close", r));
     // The workload still runs; the next process to open the state notices and cleans up.
     expect(hostFootprint(app).crun).toEqual(["crashy"]);
-    const next = openApp({ stateDir: app.layout.root, config: {} });
+    const next = await openApp({ stateDir: app.layout.root, config: {} });
     try {
       expect(next.service.needsReconcile()).toBe(true);
       await next.service.reconcile();
@@ -150,7 +150,7 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
     await app.service.create({ name: "resting", bundle: "demo" });
     await app.service.start("resting");
     await app.service.stop("resting", 0);
-    const next = openApp({ stateDir: app.layout.root, config: {} });
+    const next = await openApp({ stateDir: app.layout.root, config: {} });
     try {
       expect(next.service.needsReconcile()).toBe(false);
       expect(await next.service.reconcile()).toEqual([]);

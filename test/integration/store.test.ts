@@ -31,7 +31,7 @@ describe.skipIf(skip)(`bundle images and the Nix store${skip ? ` (skipped: ${ski
   let closure: string[];
 
   beforeAll(async () => {
-    app = tempApp();
+    app = await tempApp();
     demo = (await app.bundles.resolve({ bundle: "demo" })).toplevels[0] as string;
     closure = execFileSync("nix-store", ["-qR", demo]).toString().trim().split("\n").sort();
   });
@@ -60,7 +60,7 @@ describe.skipIf(skip)(`bundle images and the Nix store${skip ? ` (skipped: ${ski
   });
 
   it("is reproducible: another state dir builds a byte-identical image", async () => {
-    const other = tempApp();
+    const other = await tempApp();
     try {
       const a = (await app.images.ensure([demo])).image;
       const b = (await other.images.ensure([demo])).image;
@@ -72,7 +72,7 @@ describe.skipIf(skip)(`bundle images and the Nix store${skip ? ` (skipped: ${ski
   });
 
   it("coalesces concurrent builds of the same image, in one process and across processes", async () => {
-    const fresh = tempApp();
+    const fresh = await tempApp();
     try {
       const results = await Promise.all([fresh.images.ensure([demo]), fresh.images.ensure([demo])]);
       expect(results.filter((r) => r.built)).toHaveLength(1);
