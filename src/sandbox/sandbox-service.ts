@@ -355,25 +355,31 @@ function completeSpec(spec: SandboxSpec, image: ImageInfo): SandboxSpec {
     bins.map((d) => `${d}/${tool}`).find((f) => existsSync(f));
   const shell = find("sh");
   const envTool = find("env");
-  let command = spec.command;
-  if (command.length === 0) {
-    const sleep = find("sleep");
-    if (!sleep) {
-      throw new OsnError(
-        ErrorCode.INVALID_ARGUMENT,
-        "no command given and the bundle has no `sleep` to idle with",
-        {
-          hint: "give the workload after --, or add busybox or coreutils to the bundle",
-        },
-      );
-    }
-    command = [sleep, "infinity"];
-  }
+  const command = spec.command.length > 0 ? spec.command : idleCommand(shell, find("sleep"));
   const env: Record<string, string> = {
     PATH: bins.join(":") || "/bin",
     HOME: "/root",
     LANG: "C.UTF-8",
     ...spec.env,
   };
-  return { ...spec, command, env, shell, envTool, imageKey: image.key };
+  return { ...spec, command, idle: spec.command.length === 0, env, shell, envTool, imageKey: image.key };
+}
+
+/**
+ * What an idle sandbox (one made for `exec`) runs as pid 1. A bare `sleep` as pid 1 ignores
+ * SIGTERM (the kernel drops signals pid 1 has no handler for), so every `stop` would wait out
+ * its grace period; a shell that traps TERM exits at once.
+ */
+function idleCommand(shell: string | undefined, sleep: string | undefined): string[] {
+  if (shell && sleep) {
+    return [shell, "-c", `trap 'exit 0' TERM INT; while :; do ${sleep} 3600 & wait $!; done`];
+  }
+  if (sleep) return [sleep, "infinity"];
+  throw new OsnError(
+    ErrorCode.INVALID_ARGUMENT,
+    "no command given and the bundle has no `sleep` to idle with",
+    {
+      hint: "give the workload after --, or add busybox or coreutils to the bundle",
+    },
+  );
 }

@@ -27,6 +27,8 @@ export interface SandboxSpec {
   envTool?: string;
   /** The image the sandbox runs from. */
   imageKey: string;
+  /** No workload was given: pid 1 is the idle entrypoint, the sandbox is there for exec. */
+  idle?: boolean;
   /** Made by `run`: removed, not kept, when its process dies. */
   ephemeral?: boolean;
 }

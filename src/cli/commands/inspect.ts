@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { formatBytes } from "../../config/quantity.js";
 import type { CliContext } from "../context.js";
 import { ago, printJson, table } from "../output.js";
-import { describeState, sandboxJson } from "./views.js";
+import { describeState, sandboxJson, shortCommand } from "./views.js";
 
 export function registerInspect(program: Command, ctx: CliContext): void {
   program
@@ -24,10 +24,7 @@ export function registerInspect(program: Command, ctx: CliContext): void {
         describeState(s),
         s.bundle,
         s.imageKey.slice(0, 12),
-        s.spec.command
-          .map((a) => (a.includes(" ") ? JSON.stringify(a) : a))
-          .join(" ")
-          .slice(0, 40),
+        shortCommand(s),
         ago(s.createdAt),
       ]);
       process.stdout.write(

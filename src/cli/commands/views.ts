@@ -24,3 +24,13 @@ export function describeState(sb: Sandbox): string {
   if (sb.state === "stopped" && sb.exitCode !== null) return `stopped (exit ${sb.exitCode})`;
   return sb.state;
 }
+
+/** The command for a table cell: store paths shortened to their file name, idle shown as such. */
+export function shortCommand(sb: Sandbox, width = 40): string {
+  if (sb.spec.idle) return "(idle)";
+  const text = sb.spec.command
+    .map((a) => a.replace(/^\/nix\/store\/[^/]+\/(?:.*\/)?/, ""))
+    .map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a))
+    .join(" ");
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+}
