@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -11,6 +11,7 @@ import {
   rmSync,
 } from "node:fs";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { type App, openApp } from "../../src/app.js";
 import type { Config } from "../../src/config/schema.js";
 import { cgroupDirs, detectCgroupLayout } from "../../src/host/cgroups.js";
@@ -75,33 +76,42 @@ export interface RunOutput {
   firstOutputMs?: number;
 }
 
-export async function runCollect(app: App, req: CreateRequest): Promise<RunOutput> {
-  let stdout = "";
-  let stderr = "";
-  const status = await app.service.run(req, (p: AttachedProcess) => {
-    p.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    p.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
+/** Gather a process's output as text, resolving with its status once it ends. */
+export function collect(
+  p: { stdout: Readable; stderr: Readable },
+  exit: Promise<number>,
+): Promise<RunOutput> {
+  const out = { stdout: "", stderr: "" };
+  p.stdout.on("data", (d: Buffer) => {
+    out.stdout += d.toString();
   });
-  return { status, stdout, stderr };
+  p.stderr.on("data", (d: Buffer) => {
+    out.stderr += d.toString();
+  });
+  return exit.then((status) => ({ status, ...out }));
+}
+
+export async function runCollect(app: App, req: CreateRequest): Promise<RunOutput> {
+  let output: Promise<RunOutput> | undefined;
+  await app.service.run(req, (p: AttachedProcess) => {
+    output = collect(p, p.exit);
+  });
+  if (!output) throw new Error("run never started");
+  return output;
 }
 
 export async function execCollect(app: App, name: string, argv: string[]): Promise<RunOutput> {
   const p = await app.service.exec(name, argv, { stdio: "pipe" });
   if (typeof p === "number") throw new Error("expected streams");
-  let stdout = "";
-  let stderr = "";
-  p.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  p.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const status = await p.exit;
-  return { status, stdout, stderr };
+  return collect(p, p.exit);
+}
+
+export const CLI = new URL("../../dist/src/bin/cli.js", import.meta.url).pathname;
+
+/** Run the built CLI against a state directory. */
+export function runCli(stateDir: string, args: string[]): Promise<RunOutput> {
+  const p = spawn("node", [CLI, "--state-dir", stateDir, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  return collect(p, new Promise((resolve) => p.on("close", (code) => resolve(code ?? -1))));
 }
 
 /**

@@ -1,34 +1,14 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { openApp } from "../../src/app.js";
-import { EMPTY_FOOTPRINT, hostFootprint, missingHostFeature } from "../helpers/host.js";
+import { EMPTY_FOOTPRINT, hostFootprint, missingHostFeature, runCli } from "../helpers/host.js";
 
 const skip = missingHostFeature();
-const CLI = new URL("../../dist/src/bin/cli.js", import.meta.url).pathname;
-
-interface CliResult {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe.skipIf(skip)(`the openshell-nix CLI${skip ? ` (skipped: ${skip})` : ""}`, () => {
   const stateDir = mkdtempSync("/var/tmp/osn-test-");
 
-  const cli = (...args: string[]): Promise<CliResult> =>
-    new Promise((resolve) => {
-      const p = spawn("node", [CLI, "--state-dir", stateDir, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      p.stdout.on("data", (d: Buffer) => {
-        stdout += d.toString();
-      });
-      p.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString();
-      });
-      p.on("close", (code) => resolve({ status: code ?? -1, stdout, stderr }));
-    });
+  const cli = (...args: string[]) => runCli(stateDir, args);
 
   afterAll(async () => {
     const app = await openApp({ stateDir, config: {} });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, openApp } from "../../src/app.js";
 import { ErrorCode } from "../../src/common/errors.js";
 import {
+  CLI,
   disposeApp,
   EMPTY_FOOTPRINT,
   hostFootprint,
@@ -14,7 +15,6 @@ import {
 } from "../helpers/host.js";
 
 const skip = missingHostFeature();
-const CLI = new URL("../../dist/src/bin/cli.js", import.meta.url).pathname;
 
 describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped: ${skip})` : ""}`, () => {
   let app: App;

@@ -1,28 +1,16 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
-import { disposeApp, fileSha256, missingHostFeature, tempApp } from "../helpers/host.js";
+import { disposeApp, fileSha256, missingHostFeature, runCli, tempApp } from "../helpers/host.js";
 
 const skip = missingHostFeature();
-const CLI = new URL("../../dist/src/bin/cli.js", import.meta.url).pathname;
 const GC_PROBE = new URL("../fixtures/gc-probe.nix", import.meta.url).pathname;
 
-function cliJson(stateDir: string, args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const p = spawn("node", [CLI, "--state-dir", stateDir, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    p.stderr.on("data", (d: Buffer) => {
-      err += d.toString();
-    });
-    p.on("close", (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`exit ${code}: ${err}`)),
-    );
-  });
+async function cliJson(stateDir: string, args: string[]): Promise<Record<string, unknown>> {
+  const r = await runCli(stateDir, args);
+  if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
 }
 
 describe.skipIf(skip)(`bundle images and the Nix store${skip ? ` (skipped: ${skip})` : ""}`, () => {
