@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, OsnError } from "../common/errors.js";
@@ -93,6 +93,26 @@ export class ImageCache {
       this.db.prepare("DELETE FROM toplevel_sets WHERE image_key = ?").run(key);
       this.db.prepare("DELETE FROM images WHERE key = ?").run(key);
     })();
+  }
+
+  /**
+   * GC roots of images that were never finished (a build that crashed after registering its
+   * roots): without this they would keep their store paths from `nix-store --gc` forever.
+   */
+  removeOrphanRoots(): string[] {
+    const actions: string[] = [];
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(this.layout.gcrootsDir);
+    } catch {
+      return actions;
+    }
+    for (const key of entries.filter((e) => /^[0-9a-f]{32}$/.test(e))) {
+      if (this.get(key) || this.locks.isHeld(`image:${key}`)) continue;
+      rmSync(join(this.layout.gcrootsDir, key), { recursive: true, force: true });
+      actions.push(`removed GC roots of unfinished image ${key.slice(0, 12)}`);
+    }
+    return actions;
   }
 
   private lookupByToplevels(tops: readonly string[]): ImageInfo | undefined {

@@ -11,6 +11,8 @@ export interface AttachedProcess {
   exit: Promise<number>;
   /** Forward a signal to the workload. */
   kill(signal?: NodeJS.Signals): void;
+  /** The process that runs the workload on the host, for stop and status. */
+  monitor?: ProcessRef;
 }
 
 export interface ExecIo {

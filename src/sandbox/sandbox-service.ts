@@ -5,7 +5,7 @@ import { ErrorCode, OsnError } from "../common/errors.js";
 import { generateName, validateName } from "../common/names.js";
 import { parseBytes } from "../config/quantity.js";
 import type { Config, Limits } from "../config/schema.js";
-import { isAlive, selfRef } from "../host/proc.js";
+import { isAlive, type ProcessRef, selfRef } from "../host/proc.js";
 import type { ImageCache, ImageInfo, ProgressFn } from "../image/image-cache.js";
 import type { LowerMounts } from "../image/lower-mounts.js";
 import { CleanupStack } from "../process/cleanup-stack.js";
@@ -115,7 +115,15 @@ export class SandboxService {
       const sb = this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
       if (sb.state === "running") return sb;
       this.assertSettled(sb);
-      const monitor = await this.driver(sb.kind).start(sb);
+      const driver = this.driver(sb.kind);
+      let monitor: ProcessRef;
+      try {
+        monitor = await driver.start(sb);
+      } catch (err) {
+        // Leave the sandbox as it was (created or stopped), without a half-started runtime.
+        await driver.stop(sb, 0);
+        throw err;
+      }
       this.deps.repo.setRunning(name, monitor);
       return this.deps.repo.mustGet(name);
     });
@@ -169,7 +177,9 @@ export class SandboxService {
     try {
       const driver = this.driver(sb.kind);
       const attached = await driver.startAttached(sb, stdin);
-      this.deps.repo.setRunning(sb.name, this.me);
+      // The runtime process is the monitor (what `stop` waits for); this process is the owner
+      // that removes the sandbox afterwards, and whose death makes the sandbox abandoned.
+      this.deps.repo.setRunning(sb.name, attached.monitor ?? this.me, this.me);
       onStarted(attached, sb);
       const status = await attached.exit;
       this.deps.repo.setStopped(sb.name, status);
@@ -229,8 +239,7 @@ export class SandboxService {
   async reconcile(): Promise<string[]> {
     const actions: string[] = [];
     for (const sb of this.deps.repo.list()) {
-      const abandoned = sb.state === "running" && sb.spec.ephemeral === true && !isAlive(sb.monitor);
-      if (((sb.state === "creating" || sb.state === "removing") && !isAlive(sb.owner)) || abandoned) {
+      if (isAbandoned(sb)) {
         await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
           await this.driver(sb.kind).remove(sb);
           this.deps.repo.delete(sb.name);
@@ -253,18 +262,18 @@ export class SandboxService {
     }
     actions.push(...(await this.deps.lowers.repair()));
     actions.push(...this.removeStaleTemporaries());
+    actions.push(...this.deps.images.removeOrphanRoots());
     return actions;
   }
 
   /** A cheap check for every CLI start: reconcile only when something looks off. */
   needsReconcile(): boolean {
-    return this.deps.repo
-      .list()
-      .some(
-        (sb) =>
-          ((sb.state === "creating" || sb.state === "removing") && !isAlive(sb.owner)) ||
-          (sb.state === "running" && !isAlive(sb.monitor)),
-      );
+    return (
+      this.deps.repo
+        .list()
+        .some((sb) => isAbandoned(sb) || (sb.state === "running" && !isAlive(sb.monitor))) ||
+      this.staleTemporaries().length > 0
+    );
   }
 
   private refresh(sb: Sandbox): Sandbox {
@@ -281,26 +290,42 @@ export class SandboxService {
     }
   }
 
-  /** Half-written images and build dirs of processes that died mid-build. */
-  private removeStaleTemporaries(): string[] {
-    const actions: string[] = [];
-    const tmpOf = /[.-](?:tmp-)?(\d+)$/;
+  /** Half-written images and build dirs of processes that died mid-build: one readdir each. */
+  private staleTemporaries(): string[] {
+    const stale: string[] = [];
+    const pidOf = /[.-](?:tmp-)?(\d+)$/;
     for (const dir of [this.deps.layout.imagesDir, this.deps.layout.tmpDir]) {
-      let entries: string[] = [];
-      try {
-        entries = readdirSync(dir);
-      } catch {
-        continue;
-      }
-      for (const entry of entries) {
+      for (const entry of listDir(dir)) {
         if (dir === this.deps.layout.imagesDir && !entry.includes(".tmp-")) continue;
-        const pid = Number(tmpOf.exec(entry)?.[1]);
-        if (!pid || existsSync(`/proc/${pid}`)) continue;
-        rmSync(join(dir, entry), { recursive: true, force: true });
-        actions.push(`removed stale temporary ${entry}`);
+        const pid = Number(pidOf.exec(entry)?.[1]);
+        if (pid && !existsSync(`/proc/${pid}`)) stale.push(join(dir, entry));
       }
     }
-    return actions;
+    return stale;
+  }
+
+  private removeStaleTemporaries(): string[] {
+    return this.staleTemporaries().map((path) => {
+      rmSync(path, { recursive: true, force: true });
+      return `removed stale temporary ${path}`;
+    });
+  }
+}
+
+/**
+ * A sandbox whose responsible process died: a create or remove that never finished, or a `run`
+ * whose CLI is gone (nobody will wait for it or remove it).
+ */
+function isAbandoned(sb: Sandbox): boolean {
+  if (sb.state === "creating" || sb.state === "removing") return !isAlive(sb.owner);
+  return sb.state === "running" && sb.spec.ephemeral === true && !isAlive(sb.owner ?? sb.monitor);
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }
 

@@ -15,6 +15,14 @@ export class Locks {
 
   constructor(private readonly db: Db) {}
 
+  /** Whether a live process holds the lock right now (no waiting). */
+  isHeld(name: string): boolean {
+    const row = this.db.prepare("SELECT pid, start FROM locks WHERE name = ?").get(name) as
+      | { pid: number; start: string }
+      | undefined;
+    return row !== undefined && isAlive(row);
+  }
+
   async with<T>(name: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
     const token = await this.acquire(name, timeoutMs);
     try {

@@ -102,13 +102,24 @@ export class SandboxRepo {
       .run(imageKey, JSON.stringify(spec), name);
   }
 
-  setRunning(name: string, monitor: ProcessRef): void {
+  /**
+   * The workload runs, watched by `monitor`. `owner`, for `run` sandboxes, is the process that
+   * will remove the sandbox when the workload ends; if it dies first, reconcile removes it.
+   */
+  setRunning(name: string, monitor: ProcessRef, owner?: ProcessRef): void {
     this.db
       .prepare(
-        `UPDATE sandboxes SET state = 'running', monitor_pid = ?, monitor_start = ?, exit_code = NULL,
-         started_at = ?, finished_at = NULL WHERE name = ?`,
+        `UPDATE sandboxes SET state = 'running', monitor_pid = ?, monitor_start = ?, owner_pid = ?, owner_start = ?,
+         exit_code = NULL, started_at = ?, finished_at = NULL WHERE name = ?`,
       )
-      .run(monitor.pid, monitor.start, new Date().toISOString(), name);
+      .run(
+        monitor.pid,
+        monitor.start,
+        owner?.pid ?? null,
+        owner?.start ?? null,
+        new Date().toISOString(),
+        name,
+      );
   }
 
   setStopped(name: string, exitCode: number | null): void {

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { openApp } from "../../src/app.js";
 import { EMPTY_FOOTPRINT, hostFootprint, missingHostFeature, runCli } from "../helpers/host.js";
@@ -78,6 +79,19 @@ describe.skipIf(skip)(`the openshell-nix CLI${skip ? ` (skipped: ${skip})` : ""}
     expect((await cli("logs", "life")).stdout).toBe("started\nstarted\n");
     expect((await cli("rm", "life")).status).toBe(4);
     expect((await cli("rm", "--force", "life")).status).toBe(0);
+  });
+
+  it("stop of a `run` sandbox from another process ends the run, which then removes it", async () => {
+    const running = cli("run", "--name", "stopme", "--", "sleep", "60");
+    for (let i = 0; i < 200; i++) {
+      const ls = JSON.parse((await cli("ls", "--json")).stdout) as { name: string; state: string }[];
+      if (ls.some((s) => s.name === "stopme" && s.state === "running")) break;
+      await sleep(25);
+    }
+    expect((await cli("stop", "--time", "1", "stopme")).status).toBe(0);
+    const r = await running;
+    expect(r.status).toBe(137); // sleep as pid 1 ignores SIGTERM: killed after the grace period
+    expect((await cli("ls", "-q")).stdout).toBe("");
   });
 
   it("doctor: every required feature is present on a CI host, as JSON", async () => {

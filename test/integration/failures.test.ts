@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, openApp } from "../../src/app.js";
@@ -179,11 +179,24 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
   });
 
-  it("removes a half-written image left by a crashed build", async () => {
-    const stale = `${app.layout.imagesDir}/0123.erofs.tmp-999999`;
+  it("removes a half-written image and the GC roots of a crashed build", async () => {
+    // What a build killed during mkfs leaves: a temporary image of a dead pid, a staging dir,
+    // and GC roots for an image that was never recorded.
+    const dead = spawn("true");
+    await new Promise((r) => dead.on("close", r));
+    const key = "0123456789abcdef0123456789abcdef";
+    const stale = `${app.layout.imagesDir}/${key}.erofs.tmp-${dead.pid}`;
+    const stage = `${app.layout.tmpDir}/image-${key}-${dead.pid}`;
+    const roots = `${app.layout.gcrootsDir}/${key}`;
     writeFileSync(stale, "partial");
-    const actions = await app.service.reconcile();
-    expect(actions.join("\n")).toMatch(/stale temporary/);
-    expect(existsSync(stale)).toBe(false);
+    mkdirSync(`${stage}/stage`, { recursive: true });
+    mkdirSync(roots);
+    symlinkSync(demo, `${roots}/0`);
+    expect(app.service.needsReconcile()).toBe(true);
+    const actions = (await app.service.reconcile()).join("\n");
+    expect(actions).toMatch(/stale temporary/);
+    expect(actions).toMatch(/GC roots of unfinished image/);
+    for (const p of [stale, stage, roots]) expect(existsSync(p)).toBe(false);
+    expect(app.service.needsReconcile()).toBe(false);
   });
 });

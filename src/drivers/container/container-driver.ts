@@ -161,7 +161,8 @@ export class CrunContainerDriver implements SandboxDriver {
         resolve(status);
       });
     });
-    return { stdout, stderr, exit, kill: (signal = "SIGTERM") => void this.signal(sandbox, signal) };
+    const monitor = child.pid === undefined ? undefined : refOf(child.pid);
+    return { stdout, stderr, exit, monitor, kill: (signal = "SIGTERM") => void this.signal(sandbox, signal) };
   }
 
   status(sandbox: Sandbox): RuntimeStatus {
