@@ -57,7 +57,12 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .option("--command <code>", "python code to run", "print(6*7)")
     .action(async (flags: { command: string }) => {
       const { service } = await ctx.app();
-      const progress = progressPrinter(ctx.quiet);
+      const print = progressPrinter(ctx.quiet);
+      let built = false;
+      const progress = (message: string) => {
+        built ||= message.startsWith("building");
+        print(message);
+      };
       const t0 = performance.now();
       let firstOutput: number | undefined;
       let startedAt = 0;
@@ -82,7 +87,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
         `${style.bold("demo")}: python printed ${JSON.stringify(output.trim())} (exit ${status})\n` +
           `  total ${ms(total)}; sandbox start → first output ${ms(firstOutput === undefined ? undefined : firstOutput - startedAt)}` +
           `; create → first output ${ms(firstOutput === undefined ? undefined : firstOutput - t0)}\n` +
-          `  run it again: the image is cached and the bundle built, so only the sandbox start remains\n`,
+          (built ? "  run it again: the bundle and its image are built now, so only the sandbox start remains\n" : ""),
       );
       process.exitCode = status;
     });
