@@ -50,9 +50,14 @@ export async function buildDemoBundle(
   }
   mkdirSync(rootsDir, { recursive: true });
   progress("building the demo bundle (python + busybox) into /nix/store with nix-build");
-  const result = await runCommand(["nix-build", recipe, "-A", "env", ...NIX_OFFLINE, "--out-link", out], {
-    errorCode: ErrorCode.IMAGE_BUILD_FAILED,
-  });
+  // The recipe copies host binaries in, so it cannot run in Nix's build sandbox (on by default
+  // on NixOS); root may turn it off for this build.
+  const result = await runCommand(
+    ["nix-build", recipe, "-A", "env", ...NIX_OFFLINE, "--option", "sandbox", "false", "--out-link", out],
+    {
+      errorCode: ErrorCode.IMAGE_BUILD_FAILED,
+    },
+  );
   const path = result.stdout.trim().split("\n").pop();
   if (!path?.startsWith("/nix/store/")) {
     throw new OsnError(ErrorCode.IMAGE_BUILD_FAILED, `nix-build printed no store path: ${result.stdout}`);

@@ -87,7 +87,9 @@ export function registerRun(program: Command, ctx: CliContext): void {
         `${style.bold("demo")}: python printed ${JSON.stringify(output.trim())} (exit ${status})\n` +
           `  total ${ms(total)}; sandbox start → first output ${ms(firstOutput === undefined ? undefined : firstOutput - startedAt)}` +
           `; create → first output ${ms(firstOutput === undefined ? undefined : firstOutput - t0)}\n` +
-          (built ? "  run it again: the bundle and its image are built now, so only the sandbox start remains\n" : ""),
+          (built
+            ? "  run it again: the bundle and its image are built now, so only the sandbox start remains\n"
+            : ""),
       );
       process.exitCode = status;
     });
