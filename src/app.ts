@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BundleResolver } from "./bundle/bundle-resolver.js";
 import { loadConfig } from "./config/load.js";
@@ -46,6 +46,9 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
   ]) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
+  // Root inside a sandbox can make setuid files in its upper and home directories, which live
+  // below here: only root may traverse the state directory, whatever mode it had before.
+  chmodSync(layout.root, 0o700);
   const db = openDb(layout.db);
   const locks = new Locks(db);
   const nix = new NixStore();

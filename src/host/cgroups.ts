@@ -1,4 +1,5 @@
 import { readFileSync, statfsSync } from "node:fs";
+import { readMounts } from "./mounts.js";
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
@@ -42,21 +43,16 @@ function readControllers(path: string): string[] {
   }
 }
 
-/** Directories crun creates for a cgroupsPath, one per hierarchy; for cleanup after a kill. */
+/**
+ * Directories crun creates for a cgroupsPath, one per hierarchy; for cleanup after a kill. On v1
+ * every mounted hierarchy counts (crun joins them all), so they are read from mountinfo.
+ */
 export function cgroupDirs(layout: CgroupLayout, cgroupsPath: string, root = "/sys/fs/cgroup"): string[] {
   if (layout.mode === "unified") return [`${root}${cgroupsPath}`];
-  const controllers = [
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "memory",
-    "devices",
-    "freezer",
-    "blkio",
-    "pids",
-    "systemd",
-  ];
-  const dirs = controllers.map((c) => `${root}/${c}${cgroupsPath}`);
+  const v1 = readMounts()
+    .filter((m) => m.fstype === "cgroup" && m.mountpoint.startsWith(`${root}/`))
+    .map((m) => `${m.mountpoint}${cgroupsPath}`);
+  const dirs = [...new Set(v1)];
   if (layout.mode === "hybrid") dirs.push(`${root}/unified${cgroupsPath}`);
   return dirs;
 }

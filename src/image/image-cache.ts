@@ -1,4 +1,13 @@
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, OsnError } from "../common/errors.js";
@@ -96,21 +105,23 @@ export class ImageCache {
   }
 
   /**
-   * GC roots of images that were never finished (a build that crashed after registering its
-   * roots): without this they would keep their store paths from `nix-store --gc` forever.
+   * What a build that crashed can leave without a row: GC roots registered before mkfs (they
+   * would keep their store paths from `nix-store --gc` forever) and an image renamed into place
+   * just before the crash. Builds in progress hold their lock and are left alone.
    */
-  removeOrphanRoots(): string[] {
+  removeOrphans(): string[] {
     const actions: string[] = [];
-    let entries: string[] = [];
-    try {
-      entries = readdirSync(this.layout.gcrootsDir);
-    } catch {
-      return actions;
-    }
-    for (const key of entries.filter((e) => /^[0-9a-f]{32}$/.test(e))) {
-      if (this.get(key) || this.locks.isHeld(`image:${key}`)) continue;
+    const unfinished = (key: string) => !this.get(key) && !this.locks.isHeld(`image:${key}`);
+    for (const key of listDir(this.layout.gcrootsDir).filter((e) => KEY.test(e))) {
+      if (!unfinished(key)) continue;
       rmSync(join(this.layout.gcrootsDir, key), { recursive: true, force: true });
       actions.push(`removed GC roots of unfinished image ${key.slice(0, 12)}`);
+    }
+    for (const file of listDir(this.layout.imagesDir).filter((e) => /^[0-9a-f]{32}\.erofs$/.test(e))) {
+      const key = file.slice(0, 32);
+      if (!unfinished(key)) continue;
+      rmSync(join(this.layout.imagesDir, file), { force: true });
+      actions.push(`removed unrecorded image ${key.slice(0, 12)}`);
     }
     return actions;
   }
@@ -170,7 +181,10 @@ export class ImageCache {
         ],
         { input: `${closure.join("\n")}\n`, errorCode: ErrorCode.IMAGE_BUILD_FAILED },
       );
+      // Durable before it is visible: after a power cut the final name never holds a torn image.
+      fsyncPath(tmpImage);
       await rename(tmpImage, this.layout.image(key));
+      fsyncPath(this.layout.imagesDir);
     } catch (err) {
       await rm(tmpImage, { force: true });
       rmSync(roots, { recursive: true, force: true });
@@ -203,6 +217,25 @@ export class ImageCache {
       buildMs: row.build_ms,
       createdAt: row.created_at,
     };
+  }
+}
+
+const KEY = /^[0-9a-f]{32}$/;
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -47,6 +47,7 @@ export class LowerMounts {
   }
 
   async release(key: string, holder: string): Promise<void> {
+    if (key === "") return;
     await this.locks.with(`mount:${key}`, async () => {
       this.db.prepare("DELETE FROM mount_refs WHERE sandbox = ? AND image_key = ?").run(holder, key);
       const left = this.db.prepare("SELECT count(*) AS n FROM mount_refs WHERE image_key = ?").get(key) as {
@@ -101,6 +102,7 @@ export class LowerMounts {
   }
 
   private async unmountImage(key: string): Promise<void> {
+    if (!/^[0-9a-f]{32}$/.test(key)) return; // a sandbox that failed before its image was known
     const mountpoint = this.layout.mount(key);
     if (isMountpoint(mountpoint)) await unmount(mountpoint);
     try {

@@ -34,8 +34,11 @@ export interface SandboxDriver {
   /** Lay out the sandbox's private resources (dirs, runtime config); nothing runs yet. */
   prepare(sandbox: Sandbox, image: ImageInfo): Promise<void>;
 
-  /** Start detached: the workload outlives the caller; returns the monitoring process. */
-  start(sandbox: Sandbox): Promise<ProcessRef>;
+  /**
+   * Start detached: the workload outlives the caller; returns the monitoring process, also
+   * handed to `onSpawned` as soon as it exists. On failure nothing of the start is left running.
+   */
+  start(sandbox: Sandbox, onSpawned?: (monitor: ProcessRef) => void): Promise<ProcessRef>;
 
   /** Start attached to the caller's streams (used by `run`); logs are still kept. */
   startAttached(sandbox: Sandbox, stdin?: "inherit" | "ignore"): Promise<AttachedProcess>;

@@ -5,7 +5,7 @@ import { ErrorCode, OsnError } from "../common/errors.js";
 import { generateName, validateName } from "../common/names.js";
 import { parseBytes } from "../config/quantity.js";
 import type { Config, Limits } from "../config/schema.js";
-import { isAlive, type ProcessRef, selfRef } from "../host/proc.js";
+import { isAlive, selfRef } from "../host/proc.js";
 import type { ImageCache, ImageInfo, ProgressFn } from "../image/image-cache.js";
 import type { LowerMounts } from "../image/lower-mounts.js";
 import { CleanupStack } from "../process/cleanup-stack.js";
@@ -60,6 +60,11 @@ export class SandboxService {
   /** Create a sandbox: reserve the name, build or reuse the image, prepare the host side. */
   async create(req: CreateRequest, progress: ProgressFn = () => {}): Promise<Sandbox> {
     const name = validateName("sandbox", req.name ?? generateName());
+    // Under the sandbox's lock, so a reconcile never takes a fresh create for an abandoned one.
+    return this.deps.locks.with(`sandbox:${name}`, () => this.createLocked(name, req, progress), 30 * 60_000);
+  }
+
+  private async createLocked(name: string, req: CreateRequest, progress: ProgressFn): Promise<Sandbox> {
     const kind = req.kind ?? this.deps.config.defaultKind ?? "container";
     const driver = this.driver(kind);
     const env = validateEnv(req.env ?? {});
@@ -97,7 +102,7 @@ export class SandboxService {
       const sandbox: Sandbox = { ...this.deps.repo.mustGet(name), imageKey: image.key, spec: fullSpec };
       undo.push("host resources", () => driver.remove(sandbox));
       await driver.prepare(sandbox, image);
-      this.deps.repo.setPrepared(name, image.key, fullSpec);
+      this.deps.repo.setPrepared(name, image.key, fullSpec, fullSpec.ephemeral === true);
       undo.release();
       return this.deps.repo.mustGet(name);
     } catch (err) {
@@ -116,21 +121,22 @@ export class SandboxService {
       if (sb.state === "running") return sb;
       this.assertSettled(sb);
       const driver = this.driver(sb.kind);
-      let monitor: ProcessRef;
       try {
-        monitor = await driver.start(sb);
+        // Recorded the moment the monitor exists: a CLI killed during the start leaves a
+        // running row that reconcile can check, not a workload nothing tracks.
+        await driver.start(sb, (monitor) => this.deps.repo.setRunning(name, monitor));
       } catch (err) {
-        // Leave the sandbox as it was (created or stopped), without a half-started runtime.
-        await driver.stop(sb, 0);
+        // The driver has removed the half-started runtime; the sandbox is as it was.
+        this.deps.repo.restore(name, sb.state, sb.exitCode);
         throw err;
       }
-      this.deps.repo.setRunning(name, monitor);
       return this.deps.repo.mustGet(name);
     });
   }
 
   /** Stop a sandbox, keeping its writable layer; idempotent for a stopped one. */
   async stop(name: string, graceMs = 10_000): Promise<Sandbox> {
+    if (!(graceMs >= 0)) throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid grace period ${graceMs} ms`);
     return this.deps.locks.with(`sandbox:${name}`, async () => {
       const sb = this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
       if (sb.state !== "running") return sb;
@@ -220,6 +226,9 @@ export class SandboxService {
   /** Remove images no sandbox uses (and their GC roots); returns what was removed. */
   async gcImages(): Promise<ImageInfo[]> {
     const removed: ImageInfo[] = [];
+    // A create between building its image and recording it holds no reference yet: wait for
+    // the next gc rather than delete an image out from under it.
+    if (this.deps.repo.list().some((s) => s.state === "creating" && isAlive(s.owner))) return removed;
     for (const image of this.deps.images.list()) {
       await this.deps.locks.with(`image:${image.key}`, async () => {
         if (this.deps.repo.countByImage(image.key) > 0 || this.deps.lowers.holders(image.key).length > 0)
@@ -238,31 +247,31 @@ export class SandboxService {
    */
   async reconcile(): Promise<string[]> {
     const actions: string[] = [];
-    for (const sb of this.deps.repo.list()) {
-      if (isAbandoned(sb)) {
-        await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
-          await this.driver(sb.kind).remove(sb);
+    for (const listed of this.deps.repo.list()) {
+      if (!isAbandoned(listed) && !(listed.state === "running" && !isAlive(listed.monitor))) continue;
+      await this.deps.locks.with(`sandbox:${listed.name}`, async () => {
+        // Decide again on the row as it is now: another process may have acted meanwhile.
+        const sb = this.deps.repo.get(listed.name);
+        if (!sb) return;
+        const driver = this.driver(sb.kind);
+        if (isAbandoned(sb)) {
+          await driver.remove(sb);
           this.deps.repo.delete(sb.name);
-        });
-        actions.push(`removed sandbox ${sb.name}, left ${sb.state} by a process that died`);
-        continue;
-      }
-      if (sb.state === "running" && !isAlive(sb.monitor)) {
-        await this.deps.locks.with(`sandbox:${sb.name}`, async () => {
-          const driver = this.driver(sb.kind);
+          actions.push(`removed sandbox ${sb.name}, left ${sb.state} by a process that died`);
+        } else if (sb.state === "running" && !isAlive(sb.monitor)) {
           await driver.stop(sb, 0);
           const status = driver.status(sb);
-          this.deps.repo.setStopped(sb.name, status.running ? null : status.exitCode);
-        });
-        actions.push(`marked sandbox ${sb.name} stopped (its workload ended)`);
-      }
+          this.deps.repo.setStoppedIf(sb.name, sb.monitor, status.running ? null : status.exitCode);
+          actions.push(`marked sandbox ${sb.name} stopped (its workload ended)`);
+        }
+      });
     }
     for (const driver of this.deps.drivers) {
       actions.push(...(await driver.cleanOrphans((n) => this.deps.repo.exists(n))));
     }
     actions.push(...(await this.deps.lowers.repair()));
     actions.push(...this.removeStaleTemporaries());
-    actions.push(...this.deps.images.removeOrphanRoots());
+    actions.push(...this.deps.images.removeOrphans());
     return actions;
   }
 
@@ -280,8 +289,9 @@ export class SandboxService {
     if (sb.state !== "running") return sb;
     const status = this.driver(sb.kind).status(sb);
     if (status.running) return sb;
-    this.deps.repo.setStopped(sb.name, status.exitCode);
-    return this.deps.repo.mustGet(sb.name);
+    // Only if the row still names the monitor that ended (a concurrent start may have begun a new one).
+    this.deps.repo.setStoppedIf(sb.name, sb.monitor, status.exitCode);
+    return this.deps.repo.get(sb.name) ?? sb;
   }
 
   private assertSettled(sb: Sandbox): void {
@@ -318,7 +328,7 @@ export class SandboxService {
  */
 function isAbandoned(sb: Sandbox): boolean {
   if (sb.state === "creating" || sb.state === "removing") return !isAlive(sb.owner);
-  return sb.state === "running" && sb.spec.ephemeral === true && !isAlive(sb.owner ?? sb.monitor);
+  return sb.spec.ephemeral === true && !isAlive(sb.owner ?? sb.monitor);
 }
 
 function listDir(dir: string): string[] {

@@ -94,12 +94,35 @@ export class SandboxRepo {
     ).n;
   }
 
-  setPrepared(name: string, imageKey: string, spec: SandboxSpec): void {
+  /** Prepared: ready to start. A `run` sandbox keeps its owner, whose death abandons it. */
+  setPrepared(name: string, imageKey: string, spec: SandboxSpec, keepOwner = false): void {
     this.db
       .prepare(
-        "UPDATE sandboxes SET state = 'created', image_key = ?, spec = ?, owner_pid = NULL, owner_start = NULL WHERE name = ?",
+        `UPDATE sandboxes SET state = 'created', image_key = ?, spec = ?,
+         owner_pid = CASE WHEN ? THEN owner_pid END, owner_start = CASE WHEN ? THEN owner_start END
+         WHERE name = ?`,
       )
-      .run(imageKey, JSON.stringify(spec), name);
+      .run(imageKey, JSON.stringify(spec), keepOwner ? 1 : 0, keepOwner ? 1 : 0, name);
+  }
+
+  /** Back to a settled state after a failed start. */
+  restore(name: string, state: SandboxState, exitCode: number | null): void {
+    this.db
+      .prepare(
+        "UPDATE sandboxes SET state = ?, exit_code = ?, monitor_pid = NULL, monitor_start = NULL WHERE name = ?",
+      )
+      .run(state, exitCode, name);
+  }
+
+  /** Stopped, but only if the row still names `monitor` (a concurrent start may have replaced it). */
+  setStoppedIf(name: string, monitor: ProcessRef | null, exitCode: number | null): void {
+    this.db
+      .prepare(
+        `UPDATE sandboxes SET state = 'stopped', monitor_pid = NULL, monitor_start = NULL, exit_code = ?,
+         finished_at = COALESCE(finished_at, ?)
+         WHERE name = ? AND state = 'running' AND monitor_pid IS ? AND monitor_start IS ?`,
+      )
+      .run(exitCode, new Date().toISOString(), name, monitor?.pid ?? null, monitor?.start ?? null);
   }
 
   /**

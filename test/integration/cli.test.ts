@@ -43,6 +43,8 @@ describe.skipIf(skip)(`the openshell-nix CLI${skip ? ` (skipped: ${skip})` : ""}
   it("exit codes mean something: 2 bad input, 3 not found, 4 conflict", async () => {
     expect((await cli("create", "--name", "Bad/Name", "--", "true")).status).toBe(2);
     expect((await cli("start", "ghost")).status).toBe(3);
+    expect((await cli("rm", "ghost")).status).toBe(3);
+    expect((await cli("stop", "--time", "soon", "ghost")).status).toBe(2);
     expect((await cli("create", "--name", "twice", "--", "true")).status).toBe(0);
     const again = await cli("create", "--name", "twice", "--", "true");
     expect(again.status).toBe(4);

@@ -175,6 +175,26 @@ describe.skipIf(skip)(`container sandboxes from the demo bundle${skip ? ` (skipp
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
   });
 
+  it("frees an image's loop device on its last rm while sandboxes of other images run", async () => {
+    // A second image: busybox alone is another closure.
+    const busybox = closure.find((p) => p.includes("busybox")) as string;
+    await app.service.create({ name: "other", bundle: "demo" });
+    await app.service.start("other");
+    await app.service.create({ name: "small", storePaths: [busybox], command: ["sleep", "600"] });
+    await app.service.start("small");
+    const smallImage = app.service.get("small").imageKey;
+    // An exec into "other" lives in its own namespace on hybrid hosts: it must not pin "small"'s image.
+    const p = await app.service.exec("other", ["sleep", "600"], { stdio: "pipe" });
+    await app.service.remove("small");
+    const loops = hostFootprint(app).loops;
+    expect(loops).toHaveLength(1);
+    expect(hostFootprint(app).mounts).toEqual([app.layout.mount(app.service.get("other").imageKey)]);
+    expect(app.layout.mount(smallImage)).not.toBe(app.layout.mount(app.service.get("other").imageKey));
+    await app.service.remove("other");
+    if (typeof p !== "number") await p.exit;
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
   it("leaves nothing on the host after run and rm", () => {
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
   });

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import {
   CLI,
   disposeApp,
   EMPTY_FOOTPRINT,
+  execCollect,
   hostFootprint,
   missingHostFeature,
   runCollect,
@@ -94,10 +95,38 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
     }
   });
 
-  it("cleans up after a workload that cannot start", async () => {
-    const r = await runCollect(app, { bundle: "demo", command: ["no-such-program"] });
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/no-such-program/);
+  it("a start that crun refuses reports it as ours, leaves the sandbox as it was and nothing running", async () => {
+    await app.service.create({ name: "refused", bundle: "demo", command: ["true"] });
+    writeFileSync(`${app.layout.sandbox("refused")}/bundle/config.json`, "{ not json");
+    await expect(app.service.start("refused")).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
+    expect(app.service.get("refused").state).toBe("created");
+    const attached = app.service.driver("container").startAttached(app.service.get("refused"));
+    await expect(attached).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
+    const left = hostFootprint(app);
+    expect([left.crun, left.procs, left.cgroups]).toEqual([[], [], []]);
+    await app.service.remove("refused");
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("starts a stopped sandbox after a host reboot took its image mount away", async () => {
+    await app.service.create({ name: "reboot", bundle: "demo" });
+    await app.service.start("reboot");
+    await app.service.stop("reboot", 0);
+    // A reboot: the loop mount is gone, the rows (and the mount reference) are not.
+    execFileSync("umount", [app.layout.mount(app.service.get("reboot").imageKey)]);
+    await app.service.start("reboot");
+    const r = await execCollect(app, "reboot", ["python3", "-c", "print(6*7)"]);
+    expect(r.stdout).toBe("42\n");
+    await app.service.remove("reboot");
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
+  it("reports a workload that cannot start (no such program) clearly, and cleans up", async () => {
+    await expect(runCollect(app, { bundle: "demo", command: ["no-such-program"] })).rejects.toMatchObject({
+      code: ErrorCode.RUNTIME_FAILED,
+      message: expect.stringMatching(/no-such-program.*not found/),
+    });
+    expect(app.service.list()).toEqual([]);
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
   });
 

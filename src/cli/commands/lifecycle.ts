@@ -1,5 +1,7 @@
 import type { Command } from "commander";
+import { ErrorCode, OsnError } from "../../common/errors.js";
 import type { CliContext } from "../context.js";
+import { EXIT_FOR_CODE } from "../exit-codes.js";
 import { printJson, progressPrinter, style } from "../output.js";
 import { addSandboxOptions, type SandboxFlags, toCreateRequest } from "../sandbox-options.js";
 import { sandboxJson } from "./views.js";
@@ -45,7 +47,14 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .argument("<name>")
     .option("-t, --time <seconds>", "grace period before SIGKILL", "10")
     .action(async (name: string, flags: { time: string }) => {
-      const sb = await (await ctx.app()).service.stop(name, Number(flags.time) * 1000);
+      const seconds = Number(flags.time);
+      if (!Number.isFinite(seconds) || seconds < 0) {
+        throw new OsnError(
+          ErrorCode.INVALID_ARGUMENT,
+          `--time needs seconds (0 or more), got ${JSON.stringify(flags.time)}`,
+        );
+      }
+      const sb = await (await ctx.app()).service.stop(name, seconds * 1000);
       process.stdout.write(`${sb.name}\n`);
     });
 
@@ -56,23 +65,21 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .option("-f, --force", "stop running sandboxes first (otherwise they are refused)")
     .action(async (names: string[], flags: { force?: boolean }) => {
       const { service } = await ctx.app();
-      let failed = false;
+      // Every name is tried; the exit status is that of the last failure (3 not found, 4 running…).
       for (const name of names) {
         try {
           const sb = service.get(name);
           if (sb.state === "running" && !flags.force) {
-            process.stderr.write(`${style.red("error:")} ${name} is running; stop it or use rm --force\n`);
-            failed = true;
-            continue;
+            throw new OsnError(ErrorCode.INVALID_STATE, `${name} is running; stop it or use rm --force`);
           }
           await service.remove(name);
           process.stdout.write(`${name}\n`);
         } catch (err) {
-          process.stderr.write(`${style.red("error:")} ${(err as Error).message}\n`);
-          failed = true;
+          const e = OsnError.from(err);
+          process.stderr.write(`${style.red("error:")} ${e.message}\n`);
+          process.exitCode = EXIT_FOR_CODE[e.code];
         }
       }
-      if (failed) process.exitCode = 4;
     });
 
   program

@@ -12,6 +12,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
 import { type CgroupLayout, cgroupDirs } from "../../host/cgroups.js";
@@ -60,6 +61,16 @@ export class ContainerPaths {
 }
 
 const START_DEADLINE_MS = 15_000;
+
+interface StartRace {
+  /** The runtime process is gone. */
+  ended: () => boolean;
+  /** Another sign that the workload runs (it wrote output). */
+  alsoReady?: () => boolean;
+  /** Why it failed, when it ended first; default: the tail of stderr.log. */
+  reason?: () => string;
+  maxPollMs?: number;
+}
 
 /**
  * Container sandboxes run by crun: a read-only root of a few files, /nix/store an overlay of the
@@ -114,53 +125,90 @@ export class CrunContainerDriver implements SandboxDriver {
     mkdirSync(this.layout.crunRoot, { recursive: true });
   }
 
-  async start(sandbox: Sandbox): Promise<ProcessRef> {
+  async start(sandbox: Sandbox, onSpawned: (monitor: ProcessRef) => void = () => {}): Promise<ProcessRef> {
     const p = this.paths(sandbox.name);
+    await this.ensureLower(sandbox);
     this.clearRunFiles(p);
     const out = openSync(p.stdout, "a");
     const err = openSync(p.stderr, "a");
+    const argv = this.runArgv(sandbox, p.exitFile);
     let child: ReturnType<typeof spawn>;
     try {
-      child = spawn(
-        this.runArgv(sandbox, p.exitFile)[0] as string,
-        this.runArgv(sandbox, p.exitFile).slice(1),
-        {
-          detached: true,
-          stdio: ["ignore", out, err],
-        },
-      );
+      // Its own session: the monitor outlives the CLI and is killed as a group on failure.
+      child = spawn(argv[0] as string, argv.slice(1), { detached: true, stdio: ["ignore", out, err] });
     } finally {
       closeSync(out);
       closeSync(err);
     }
     child.unref();
-    const pid = child.pid;
-    const ref = pid === undefined ? undefined : refOf(pid);
+    const ref = child.pid === undefined ? undefined : refOf(child.pid);
     if (!ref) throw new OsnError(ErrorCode.RUNTIME_FAILED, `could not start crun for ${sandbox.name}`);
-    await this.waitStarted(sandbox, p, () => existsSync(p.exitFile) || !isAlive(ref));
+    onSpawned(ref);
+    try {
+      await this.waitStarted(sandbox, p, { ended: () => existsSync(p.exitFile) || !isAlive(ref) });
+    } catch (err) {
+      // Nothing may keep running that no row tracks: a start that timed out could still
+      // create its container later.
+      killGroup(ref);
+      await runCommandStatus(crunArgv(this.crun, ["delete", "--force", sandbox.name]));
+      this.removeCgroups(sandbox.name);
+      throw err;
+    }
     return ref;
   }
 
   async startAttached(sandbox: Sandbox, stdin: "inherit" | "ignore" = "ignore"): Promise<AttachedProcess> {
     const p = this.paths(sandbox.name);
+    await this.ensureLower(sandbox);
     this.clearRunFiles(p);
     const argv = this.runArgv(sandbox);
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: [stdin, "pipe", "pipe"] });
-    const stdout = child.stdout;
-    const stderr = child.stderr;
-    if (!stdout || !stderr) throw new OsnError(ErrorCode.INTERNAL, "crun child has no output pipes");
-    stdout.pipe(createWriteStream(p.stdout, { flags: "a" }));
-    stderr.pipe(createWriteStream(p.stderr, { flags: "a" }));
-    const exit = new Promise<number>((resolve, reject) => {
-      child.on("error", (e) =>
-        reject(new OsnError(ErrorCode.RUNTIME_FAILED, `crun: ${e.message}`, { cause: e })),
-      );
+    if (!child.stdout || !child.stderr)
+      throw new OsnError(ErrorCode.INTERNAL, "crun child has no output pipes");
+    // Pass-through streams hold the output until the caller reads it, so nothing written while
+    // the start is being confirmed is lost; the log files get every byte as it comes.
+    const stdout = child.stdout.pipe(new PassThrough());
+    const stderr = child.stderr.pipe(new PassThrough());
+    child.stdout.pipe(createWriteStream(p.stdout, { flags: "a" }));
+    child.stderr.pipe(createWriteStream(p.stderr, { flags: "a" }));
+    let early = "";
+    const collectEarly = (d: Buffer) => {
+      early = (early + d.toString()).slice(-4000);
+    };
+    child.stderr.on("data", collectEarly);
+    let spawnError: Error | undefined;
+    const exit = new Promise<number>((resolve) => {
+      child.on("error", (e) => {
+        spawnError = e;
+        resolve(127);
+      });
       child.on("close", (code, signal) => {
         const status = code ?? (signal === "SIGKILL" ? 137 : 143);
         writeFileSync(p.exitFile, `${status}\n`);
         resolve(status);
       });
     });
+    let exited = false;
+    void exit.then(() => {
+      exited = true;
+    });
+    let wrote = false;
+    child.stdout.once("data", () => {
+      wrote = true;
+    });
+    // Started once the container process exists (pid file) or has written; crun's own failure
+    // (bad config, overlay or cgroup error) ends the child before either, and is reported as
+    // ours, not as the workload's exit status.
+    try {
+      await this.waitStarted(sandbox, p, {
+        ended: () => exited,
+        alsoReady: () => wrote,
+        reason: () => spawnError?.message ?? early,
+        maxPollMs: 2,
+      });
+    } finally {
+      child.stderr.off("data", collectEarly);
+    }
     const monitor = child.pid === undefined ? undefined : refOf(child.pid);
     return { stdout, stderr, exit, monitor, kill: (signal = "SIGTERM") => void this.signal(sandbox, signal) };
   }
@@ -198,7 +246,7 @@ export class CrunContainerDriver implements SandboxDriver {
       processFile,
       JSON.stringify(ociProcess({ args: argv, env: sandbox.spec.env, cwd: "/root" })),
     );
-    const cmd = crunArgv(this.crun, ["exec", "--process", processFile, sandbox.name]);
+    const cmd = crunArgv(this.crun, ["exec", "--process", processFile, sandbox.name], { longLived: {} });
     const child = spawn(cmd[0] as string, cmd.slice(1), {
       stdio: io.stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
     });
@@ -248,11 +296,18 @@ export class CrunContainerDriver implements SandboxDriver {
 
   private runArgv(sandbox: Sandbox, recordExitTo?: string): string[] {
     const p = this.paths(sandbox.name);
-    return crunArgv(
-      this.crun,
-      ["run", "--bundle", p.bundle, "--pid-file", p.pidFile, sandbox.name],
+    return crunArgv(this.crun, ["run", "--bundle", p.bundle, "--pid-file", p.pidFile, sandbox.name], {
       recordExitTo,
-    );
+      longLived: { keepMount: this.layout.mount(sandbox.imageKey) },
+    });
+  }
+
+  /**
+   * The image mount is normally there since prepare; after a host reboot (mounts gone, rows
+   * kept) acquiring again mounts it. Idempotent, and cheap when mounted.
+   */
+  private async ensureLower(sandbox: Sandbox): Promise<void> {
+    await this.lowers.acquire(sandbox.imageKey, sandbox.name);
   }
 
   private clearRunFiles(p: ContainerPaths): void {
@@ -260,22 +315,26 @@ export class CrunContainerDriver implements SandboxDriver {
     rmSync(p.pidFile, { force: true });
   }
 
-  /** Race: the container process exists (pid file) / the monitor ended / the deadline. */
-  private async waitStarted(sandbox: Sandbox, p: ContainerPaths, ended: () => boolean): Promise<void> {
+  /**
+   * Race: the container process exists (its pid file, or `alsoReady`) / the runtime ended / the
+   * deadline. `maxPollMs` bounds how late a start is noticed (attached runs want it small).
+   */
+  private async waitStarted(sandbox: Sandbox, p: ContainerPaths, race: StartRace): Promise<void> {
     const deadline = Date.now() + START_DEADLINE_MS;
     let wait = 1;
+    const ready = () => existsSync(p.pidFile) || (race.alsoReady?.() ?? false);
     while (Date.now() < deadline) {
-      if (existsSync(p.pidFile)) return;
-      if (ended()) {
-        if (existsSync(p.pidFile)) return;
-        const why = lastLines(safeRead(p.stderr), 5);
+      if (ready()) return;
+      if (race.ended()) {
+        if (ready()) return;
+        const why = lastLines(race.reason?.() ?? safeRead(p.stderr), 5);
         throw new OsnError(
           ErrorCode.RUNTIME_FAILED,
           `crun failed to start ${sandbox.name}${why ? `: ${why}` : ""}`,
         );
       }
       await sleep(wait);
-      wait = Math.min(wait * 2, 20);
+      wait = Math.min(wait * 2, race.maxPollMs ?? 20);
     }
     throw new OsnError(
       ErrorCode.TIMEOUT,
@@ -325,6 +384,16 @@ function listDir(dir: string): string[] {
     return readdirSync(dir);
   } catch {
     return [];
+  }
+}
+
+/** SIGKILL a monitor and everything in its session (crun, the workload's parent side). */
+function killGroup(ref: ProcessRef): void {
+  if (!isAlive(ref)) return;
+  try {
+    process.kill(-ref.pid, "SIGKILL");
+  } catch {
+    // already gone
   }
 }
 

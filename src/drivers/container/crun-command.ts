@@ -6,6 +6,30 @@ export interface CrunContext {
   layout: CgroupLayout;
 }
 
+export interface CrunCallOptions {
+  /**
+   * Run as a monitor: a shell waits for crun and writes its exit status to this file
+   * atomically, where the next CLI (or the daemon) finds it.
+   */
+  recordExitTo?: string;
+  /**
+   * The call lives as long as a workload (run, exec). On a hybrid host it then runs in a mount
+   * namespace of its own, which would keep a copy of every bundle image mounted on the host,
+   * and so keep their loop devices, for as long as it lives; it drops those copies, except
+   * this one (the image its overlay needs), right away.
+   */
+  longLived?: { keepMount?: string };
+}
+
+const HIDE_V2 = "umount -l /sys/fs/cgroup/unified || exit 125";
+
+/** Lazily unmount every erofs mount in this (private) namespace but "$KEEP". */
+const DROP_IMAGE_COPIES = [
+  "while read -r _ _ _ _ mp rest; do",
+  '  case "$rest" in *" - erofs "*) [ "$mp" = "$KEEP" ] || umount -l "$mp" 2>/dev/null;; esac',
+  "done < /proc/self/mountinfo",
+].join("\n");
+
 /**
  * How to invoke crun on this host, as argv; pure, unit-tested.
  *
@@ -15,26 +39,18 @@ export interface CrunContext {
  * pids and cpu controllers enforce the limits. Every crun call goes through the same namespace
  * recipe, so create, exec, kill and delete all agree on the cgroup paths.
  */
-export function crunArgv(ctx: CrunContext, args: readonly string[], recordExitTo?: string): string[] {
+export function crunArgv(ctx: CrunContext, args: readonly string[], options: CrunCallOptions = {}): string[] {
   const crun = ["crun", "--root", ctx.root, "--cgroup-manager=cgroupfs", ...args];
-  const prelude = ctx.layout.mode === "hybrid" ? "umount -l /sys/fs/cgroup/unified || exit 125\n" : "";
-  if (recordExitTo === undefined) {
-    if (!prelude) return crun;
-    return [
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      `${prelude}exec "$@"`,
-      "crun",
-      ...crun,
-    ];
+  const hybrid = ctx.layout.mode === "hybrid";
+  const prelude = hybrid ? [HIDE_V2, ...(options.longLived ? [DROP_IMAGE_COPIES] : [])] : [];
+  const env = hybrid && options.longLived ? ["env", `KEEP=${options.longLived.keepMount ?? ""}`] : [];
+  const unshare = hybrid ? ["unshare", "--mount", "--propagation", "private"] : [];
+  if (options.recordExitTo === undefined) {
+    if (!hybrid) return crun;
+    return [...env, ...unshare, "sh", "-c", [...prelude, 'exec "$@"'].join("\n"), "crun", ...crun];
   }
-  // The monitor: a shell that outlives the CLI, waits for `crun run` and writes the workload's
-  // exit status atomically where the next CLI (or the daemon) will find it.
-  const script = `${prelude}"$@"\nrc=$?\necho $rc > "$0.tmp" && mv "$0.tmp" "$0"\nexit $rc`;
-  const sh = ["sh", "-c", script, recordExitTo, ...crun];
-  return prelude ? ["unshare", "--mount", "--propagation", "private", ...sh] : sh;
+  const script = [...prelude, '"$@"', "rc=$?", 'echo $rc > "$0.tmp" && mv "$0.tmp" "$0"', "exit $rc"].join(
+    "\n",
+  );
+  return [...env, ...unshare, "sh", "-c", script, options.recordExitTo, ...crun];
 }

@@ -19,7 +19,13 @@ describe("buildOciConfig", () => {
   it("makes /nix/store an overlay of the shared image and the sandbox's own dirs", () => {
     const store = c.mounts.find((m) => m.destination === "/nix/store");
     expect(store?.type).toBe("overlay");
-    expect(store?.options).toEqual(["lowerdir=/m/k/nix/store", "upperdir=/s/upper", "workdir=/s/work"]);
+    expect(store?.options).toEqual([
+      "nosuid",
+      "nodev",
+      "lowerdir=/m/k/nix/store",
+      "upperdir=/s/upper",
+      "workdir=/s/work",
+    ]);
   });
   it("isolates: namespaces, read-only root, no new privileges, no SYS_ADMIN", () => {
     expect(c.linux.namespaces.map((n) => n.type).sort()).toEqual(["ipc", "mount", "network", "pid", "uts"]);
@@ -36,7 +42,7 @@ describe("buildOciConfig", () => {
     expect(sources.some((s) => s.startsWith("/nix"))).toBe(false);
   });
   it("turns limits into cgroup resources", () => {
-    expect(c.linux.resources.memory).toEqual({ limit: 64 * 2 ** 20 });
+    expect(c.linux.resources.memory).toEqual({ limit: 64 * 2 ** 20, swap: 64 * 2 ** 20 });
     expect(c.linux.resources.pids).toEqual({ limit: 50 });
     expect(c.linux.resources.cpu).toEqual({ quota: 50_000, period: 100_000 });
   });
@@ -65,12 +71,26 @@ describe("crunArgv", () => {
     expect(argv.slice(-6)).toEqual(["crun", "--root", "/r", "--cgroup-manager=cgroupfs", "kill", "x"]);
   });
   it("records the exit status through a monitor shell", () => {
-    const argv = crunArgv(
-      { root: "/r", layout: { mode: "unified", v2Controllers: [] } },
-      ["run", "x"],
-      "/s/exit.code",
-    );
+    const argv = crunArgv({ root: "/r", layout: { mode: "unified", v2Controllers: [] } }, ["run", "x"], {
+      recordExitTo: "/s/exit.code",
+    });
     expect(argv[0]).toBe("sh");
     expect(argv[3]).toBe("/s/exit.code");
+  });
+  it("drops other images' mount copies in long-lived calls on a hybrid host, keeping its own", () => {
+    const argv = crunArgv(
+      { root: "/r", layout: { mode: "hybrid", v2Controllers: ["hugetlb"] } },
+      ["run", "x"],
+      {
+        longLived: { keepMount: "/s/mounts/k" },
+      },
+    );
+    expect(argv.slice(0, 2)).toEqual(["env", "KEEP=/s/mounts/k"]);
+    expect(argv.join(" ")).toContain("erofs");
+    const short = crunArgv({ root: "/r", layout: { mode: "hybrid", v2Controllers: ["hugetlb"] } }, [
+      "kill",
+      "x",
+    ]);
+    expect(short.join(" ")).not.toContain("erofs");
   });
 });

@@ -102,7 +102,9 @@ export function ociResources(limits: ResourceLimits): Record<string, unknown> {
       { allow: true, type: "c", major: 136, access: "rwm" },
     ],
   };
-  if (limits.memoryBytes !== undefined) resources.memory = { limit: limits.memoryBytes };
+  // swap = limit: memory plus swap may not exceed the limit, so it holds on hosts with swap too.
+  if (limits.memoryBytes !== undefined)
+    resources.memory = { limit: limits.memoryBytes, swap: limits.memoryBytes };
   if (limits.pids !== undefined) resources.pids = { limit: limits.pids };
   if (limits.cpus !== undefined) {
     resources.cpu = { quota: Math.round(limits.cpus * CPU_PERIOD_US), period: CPU_PERIOD_US };
@@ -150,7 +152,13 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         destination: "/nix/store",
         type: "overlay",
         source: "overlay",
-        options: [`lowerdir=${input.lowerDir}`, `upperdir=${input.upperDir}`, `workdir=${input.workDir}`],
+        options: [
+          "nosuid",
+          "nodev",
+          `lowerdir=${input.lowerDir}`,
+          `upperdir=${input.upperDir}`,
+          `workdir=${input.workDir}`,
+        ],
       },
       {
         destination: "/root",

@@ -3,7 +3,8 @@
  * sandbox is uid 0 on the host, so the kernel's attack surface is trimmed where a workload has no
  * business: loading modules or kernels, the keyring, bpf, perf, userfaultfd, mounting, switching
  * or creating namespaces (user namespaces are the usual first step of a privilege escalation),
- * and file-handle syscalls that walk around path-based checks. Most of these already fail for
+ * file-handle syscalls that walk around path-based checks, and io_uring (a large, young kernel
+ * interface with a record of privilege escalations; ordinary programs fall back to read/write). Most of these already fail for
  * lack of a capability; the filter makes that a property of the sandbox, not of the host kernel.
  */
 
@@ -23,6 +24,9 @@ const DENIED: readonly string[] = [
   "fsopen",
   "fspick",
   "init_module",
+  "io_uring_enter",
+  "io_uring_register",
+  "io_uring_setup",
   "iopl",
   "ioperm",
   "kexec_file_load",
