@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # The host tools a sandbox uses, and the Debian binaries the embedded demo bundle is made of.
-packages=(nix-bin erofs-utils crun util-linux mount patchelf busybox-static python3.11 ${EXTRA_PACKAGES:-})
+# nix-setup-systemd creates the nixbld build users (without them builds run as root).
+packages=(nix-bin nix-setup-systemd erofs-utils crun util-linux mount patchelf busybox-static python3.11 ${EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

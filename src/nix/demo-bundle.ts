@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { runCommand } from "../process/run-command.js";
-import { NIX_OFFLINE } from "./nix-store.js";
+import { nixBuildOptions } from "./nix-store.js";
 
 /** The recipe ships with the package: <package root>/nix/demo-bundle.nix. */
 export function demoRecipePath(): string {
@@ -53,7 +53,18 @@ export async function buildDemoBundle(
   // The recipe copies host binaries in, so it cannot run in Nix's build sandbox (on by default
   // on NixOS); root may turn it off for this build.
   const result = await runCommand(
-    ["nix-build", recipe, "-A", "env", ...NIX_OFFLINE, "--option", "sandbox", "false", "--out-link", out],
+    [
+      "nix-build",
+      recipe,
+      "-A",
+      "env",
+      ...nixBuildOptions(),
+      "--option",
+      "sandbox",
+      "false",
+      "--out-link",
+      out,
+    ],
     {
       errorCode: ErrorCode.IMAGE_BUILD_FAILED,
     },

@@ -1,10 +1,27 @@
-import { realpathSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { runCommand, runCommandStatus } from "../process/run-command.js";
 import { assertStorePath, isStorePath } from "./store-path.js";
 
 /** Options every nix invocation gets: no binary cache lookups (offline hosts retry for seconds). */
 export const NIX_OFFLINE = ["--option", "substituters", ""] as const;
+
+/**
+ * Options for nix-build: offline, and, where the host has no `nixbld` build users (Debian's
+ * nix-bin without nix-setup-systemd), builds run as the calling user instead of failing.
+ */
+export function nixBuildOptions(): string[] {
+  const hasBuildUsers = /^nixbld:/m.test(safeRead("/etc/group"));
+  return [...NIX_OFFLINE, ...(hasBuildUsers ? [] : ["--option", "build-users-group", ""])];
+}
+
+function safeRead(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
 
 /**
  * The host's Nix store, through the real `nix-store` command. Store paths are immutable, so

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
+import { nixBuildOptions } from "../../src/nix/nix-store.js";
 import { disposeApp, fileSha256, missingHostFeature, runCli, tempApp } from "../helpers/host.js";
 
 const skip = missingHostFeature();
@@ -88,9 +89,7 @@ describe.skipIf(skip)(`bundle images and the Nix store${skip ? ` (skipped: ${ski
       "tag",
       tag,
       "--no-out-link",
-      "--option",
-      "substituters",
-      "",
+      ...nixBuildOptions(),
     ])
       .toString()
       .trim();
