@@ -1,16 +1,8 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { ErrorCode, OsnError } from "../common/errors.js";
+import { listDir } from "../common/fs.js";
 import type { NixStore } from "../nix/nix-store.js";
 import { runCommand } from "../process/run-command.js";
 import type { Db } from "../state/db.js";
@@ -221,14 +213,6 @@ export class ImageCache {
 }
 
 const KEY = /^[0-9a-f]{32}$/;
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
 
 function fsyncPath(path: string): void {
   const fd = openSync(path, "r");

@@ -1,5 +1,6 @@
-import { readFileSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import { ErrorCode, OsnError } from "../common/errors.js";
+import { readText } from "../common/fs.js";
 import { runCommand, runCommandStatus } from "../process/run-command.js";
 import { assertStorePath, isStorePath } from "./store-path.js";
 
@@ -11,16 +12,8 @@ export const NIX_OFFLINE = ["--option", "substituters", ""] as const;
  * nix-bin without nix-setup-systemd), builds run as the calling user instead of failing.
  */
 export function nixBuildOptions(): string[] {
-  const hasBuildUsers = /^nixbld:/m.test(safeRead("/etc/group"));
+  const hasBuildUsers = /^nixbld:/m.test(readText("/etc/group"));
   return [...NIX_OFFLINE, ...(hasBuildUsers ? [] : ["--option", "build-users-group", ""])];
-}
-
-function safeRead(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
 }
 
 /**

@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { BundleRequest, BundleResolver } from "../bundle/bundle-resolver.js";
 import { ErrorCode, OsnError } from "../common/errors.js";
+import { listDir } from "../common/fs.js";
 import { generateName, validateName } from "../common/names.js";
 import { parseBytes } from "../config/quantity.js";
 import type { Config, Limits } from "../config/schema.js";
@@ -329,14 +330,6 @@ export class SandboxService {
 function isAbandoned(sb: Sandbox): boolean {
   if (sb.state === "creating" || sb.state === "removing") return !isAlive(sb.owner);
   return sb.spec.ephemeral === true && !isAlive(sb.owner ?? sb.monitor);
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 function validateEnv(env: Record<string, string>): Record<string, string> {

@@ -5,8 +5,6 @@ import {
   existsSync,
   mkdirSync,
   openSync,
-  readdirSync,
-  readFileSync,
   rmdirSync,
   rmSync,
   writeFileSync,
@@ -15,6 +13,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
+import { listDir, readText } from "../../common/fs.js";
 import { type CgroupLayout, cgroupDirs } from "../../host/cgroups.js";
 import { readMounts, unmount } from "../../host/mounts.js";
 import { isAlive, type ProcessRef, refOf } from "../../host/proc.js";
@@ -327,7 +326,7 @@ export class CrunContainerDriver implements SandboxDriver {
       if (ready()) return;
       if (race.ended()) {
         if (ready()) return;
-        const why = lastLines(race.reason?.() ?? safeRead(p.stderr), 5);
+        const why = lastLines(race.reason?.() ?? readText(p.stderr), 5);
         throw new OsnError(
           ErrorCode.RUNTIME_FAILED,
           `crun failed to start ${sandbox.name}${why ? `: ${why}` : ""}`,
@@ -351,7 +350,7 @@ export class CrunContainerDriver implements SandboxDriver {
     for (const dir of cgroupDirs(this.crun.layout, this.cgroupsPath(name))) {
       if (!existsSync(dir)) continue;
       try {
-        for (const pid of safeRead(join(dir, "cgroup.procs")).split("\n").filter(Boolean)) {
+        for (const pid of readText(join(dir, "cgroup.procs")).split("\n").filter(Boolean)) {
           try {
             process.kill(Number(pid), "SIGKILL");
           } catch {
@@ -367,24 +366,8 @@ export class CrunContainerDriver implements SandboxDriver {
 }
 
 function readExitCode(file: string): number | null {
-  const text = safeRead(file).trim();
+  const text = readText(file).trim();
   return text === "" ? null : Number(text);
-}
-
-function safeRead(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "";
-  }
-}
-
-function listDir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
 }
 
 /** SIGKILL a monitor and everything in its session (crun, the workload's parent side). */

@@ -1,0 +1,19 @@
+import { readdirSync, readFileSync } from "node:fs";
+
+/** Entries of a directory, or none when it does not exist (yet). */
+export function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** A file's text, or "" when it cannot be read. */
+export function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
+  }
+}
