@@ -95,6 +95,8 @@ export async function runCollect(app: App, req: CreateRequest): Promise<RunOutpu
   let output: Promise<RunOutput> | undefined;
   await app.service.run(req, (p: AttachedProcess) => {
     output = collect(p, p.exit);
+    // run() itself reports a failed exit; this copy of it must not count as unhandled.
+    output.catch(() => undefined);
   });
   if (!output) throw new Error("run never started");
   return output;

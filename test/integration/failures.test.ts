@@ -100,8 +100,8 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
     writeFileSync(`${app.layout.sandbox("refused")}/bundle/config.json`, "{ not json");
     await expect(app.service.start("refused")).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
     expect(app.service.get("refused").state).toBe("created");
-    const attached = app.service.driver("container").startAttached(app.service.get("refused"));
-    await expect(attached).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
+    const attached = await app.service.driver("container").startAttached(app.service.get("refused"));
+    await expect(attached.exit).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
     const left = hostFootprint(app);
     expect([left.crun, left.procs, left.cgroups]).toEqual([[], [], []]);
     await app.service.remove("refused");

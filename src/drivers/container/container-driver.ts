@@ -10,12 +10,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, readText } from "../../common/fs.js";
 import { type CgroupLayout, cgroupDirs } from "../../host/cgroups.js";
-import { readMounts, unmount } from "../../host/mounts.js";
+import { isMountpoint, readMounts, unmount } from "../../host/mounts.js";
 import { isAlive, type ProcessRef, refOf } from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import type { LowerMounts } from "../../image/lower-mounts.js";
@@ -60,16 +59,6 @@ export class ContainerPaths {
 }
 
 const START_DEADLINE_MS = 15_000;
-
-interface StartRace {
-  /** The runtime process is gone. */
-  ended: () => boolean;
-  /** Another sign that the workload runs (it wrote output). */
-  alsoReady?: () => boolean;
-  /** Why it failed, when it ended first; default: the tail of stderr.log. */
-  reason?: () => string;
-  maxPollMs?: number;
-}
 
 /**
  * Container sandboxes run by crun: a read-only root of a few files, /nix/store an overlay of the
@@ -144,7 +133,7 @@ export class CrunContainerDriver implements SandboxDriver {
     if (!ref) throw new OsnError(ErrorCode.RUNTIME_FAILED, `could not start crun for ${sandbox.name}`);
     onSpawned(ref);
     try {
-      await this.waitStarted(sandbox, p, { ended: () => existsSync(p.exitFile) || !isAlive(ref) });
+      await this.waitStarted(sandbox, p, () => existsSync(p.exitFile) || !isAlive(ref));
     } catch (err) {
       // Nothing may keep running that no row tracks: a start that timed out could still
       // create its container later.
@@ -162,52 +151,38 @@ export class CrunContainerDriver implements SandboxDriver {
     this.clearRunFiles(p);
     const argv = this.runArgv(sandbox);
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: [stdin, "pipe", "pipe"] });
-    if (!child.stdout || !child.stderr)
-      throw new OsnError(ErrorCode.INTERNAL, "crun child has no output pipes");
-    // Pass-through streams hold the output until the caller reads it, so nothing written while
-    // the start is being confirmed is lost; the log files get every byte as it comes.
-    const stdout = child.stdout.pipe(new PassThrough());
-    const stderr = child.stderr.pipe(new PassThrough());
-    child.stdout.pipe(createWriteStream(p.stdout, { flags: "a" }));
-    child.stderr.pipe(createWriteStream(p.stderr, { flags: "a" }));
-    let early = "";
-    const collectEarly = (d: Buffer) => {
-      early = (early + d.toString()).slice(-4000);
-    };
-    child.stderr.on("data", collectEarly);
-    let spawnError: Error | undefined;
-    const exit = new Promise<number>((resolve) => {
-      child.on("error", (e) => {
-        spawnError = e;
-        resolve(127);
-      });
+    const { stdout, stderr } = child;
+    if (!stdout || !stderr) throw new OsnError(ErrorCode.INTERNAL, "crun child has no output pipes");
+    stdout.pipe(createWriteStream(p.stdout, { flags: "a" }));
+    stderr.pipe(createWriteStream(p.stderr, { flags: "a" }));
+    let tail = "";
+    stderr.on("data", (d: Buffer) => {
+      tail = (tail + d.toString()).slice(-4000);
+    });
+    // The streams are handed over at once (no wait for a start signal, so no added latency).
+    // Whether crun itself failed is decided at the end: crun writes its pid file once the
+    // container exists, so an exit without one is crun's failure (bad config, overlay or cgroup
+    // error, no such program), reported as ours and never as the workload's exit status.
+    const exit = new Promise<number>((resolve, reject) => {
+      child.on("error", (e) =>
+        reject(new OsnError(ErrorCode.RUNTIME_FAILED, `crun: ${e.message}`, { cause: e })),
+      );
       child.on("close", (code, signal) => {
         const status = code ?? (signal === "SIGKILL" ? 137 : 143);
+        if (!existsSync(p.pidFile)) {
+          const why = lastLines(tail, 5);
+          reject(
+            new OsnError(
+              ErrorCode.RUNTIME_FAILED,
+              `crun failed to start ${sandbox.name}${why ? `: ${why}` : ""}`,
+            ),
+          );
+          return;
+        }
         writeFileSync(p.exitFile, `${status}\n`);
         resolve(status);
       });
     });
-    let exited = false;
-    void exit.then(() => {
-      exited = true;
-    });
-    let wrote = false;
-    child.stdout.once("data", () => {
-      wrote = true;
-    });
-    // Started once the container process exists (pid file) or has written; crun's own failure
-    // (bad config, overlay or cgroup error) ends the child before either, and is reported as
-    // ours, not as the workload's exit status.
-    try {
-      await this.waitStarted(sandbox, p, {
-        ended: () => exited,
-        alsoReady: () => wrote,
-        reason: () => spawnError?.message ?? early,
-        maxPollMs: 2,
-      });
-    } finally {
-      child.stderr.off("data", collectEarly);
-    }
     const monitor = child.pid === undefined ? undefined : refOf(child.pid);
     return { stdout, stderr, exit, monitor, kill: (signal = "SIGTERM") => void this.signal(sandbox, signal) };
   }
@@ -245,7 +220,9 @@ export class CrunContainerDriver implements SandboxDriver {
       processFile,
       JSON.stringify(ociProcess({ args: argv, env: sandbox.spec.env, cwd: "/root" })),
     );
-    const cmd = crunArgv(this.crun, ["exec", "--process", processFile, sandbox.name], { longLived: {} });
+    const cmd = crunArgv(this.crun, ["exec", "--process", processFile, sandbox.name], {
+      dropMounts: imageMountsExcept(),
+    });
     const child = spawn(cmd[0] as string, cmd.slice(1), {
       stdio: io.stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
     });
@@ -297,7 +274,7 @@ export class CrunContainerDriver implements SandboxDriver {
     const p = this.paths(sandbox.name);
     return crunArgv(this.crun, ["run", "--bundle", p.bundle, "--pid-file", p.pidFile, sandbox.name], {
       recordExitTo,
-      longLived: { keepMount: this.layout.mount(sandbox.imageKey) },
+      dropMounts: imageMountsExcept(this.layout.mount(sandbox.imageKey)),
     });
   }
 
@@ -306,6 +283,8 @@ export class CrunContainerDriver implements SandboxDriver {
    * kept) acquiring again mounts it. Idempotent, and cheap when mounted.
    */
   private async ensureLower(sandbox: Sandbox): Promise<void> {
+    // Fast path without the lock: while this sandbox holds a reference nobody unmounts it.
+    if (isMountpoint(this.layout.mount(sandbox.imageKey))) return;
     await this.lowers.acquire(sandbox.imageKey, sandbox.name);
   }
 
@@ -314,26 +293,22 @@ export class CrunContainerDriver implements SandboxDriver {
     rmSync(p.pidFile, { force: true });
   }
 
-  /**
-   * Race: the container process exists (its pid file, or `alsoReady`) / the runtime ended / the
-   * deadline. `maxPollMs` bounds how late a start is noticed (attached runs want it small).
-   */
-  private async waitStarted(sandbox: Sandbox, p: ContainerPaths, race: StartRace): Promise<void> {
+  /** Race: the container process exists (its pid file) / the monitor ended / the deadline. */
+  private async waitStarted(sandbox: Sandbox, p: ContainerPaths, ended: () => boolean): Promise<void> {
     const deadline = Date.now() + START_DEADLINE_MS;
     let wait = 1;
-    const ready = () => existsSync(p.pidFile) || (race.alsoReady?.() ?? false);
     while (Date.now() < deadline) {
-      if (ready()) return;
-      if (race.ended()) {
-        if (ready()) return;
-        const why = lastLines(race.reason?.() ?? readText(p.stderr), 5);
+      if (existsSync(p.pidFile)) return;
+      if (ended()) {
+        if (existsSync(p.pidFile)) return;
+        const why = lastLines(readText(p.stderr), 5);
         throw new OsnError(
           ErrorCode.RUNTIME_FAILED,
           `crun failed to start ${sandbox.name}${why ? `: ${why}` : ""}`,
         );
       }
       await sleep(wait);
-      wait = Math.min(wait * 2, race.maxPollMs ?? 20);
+      wait = Math.min(wait * 2, 20);
     }
     throw new OsnError(
       ErrorCode.TIMEOUT,
@@ -368,6 +343,13 @@ export class CrunContainerDriver implements SandboxDriver {
 function readExitCode(file: string): number | null {
   const text = readText(file).trim();
   return text === "" ? null : Number(text);
+}
+
+/** erofs mounts a long-lived crun call must not keep copies of (see CrunCallOptions). */
+function imageMountsExcept(keep?: string): string[] {
+  return readMounts()
+    .filter((m) => m.fstype === "erofs" && m.mountpoint !== keep)
+    .map((m) => m.mountpoint);
 }
 
 /** SIGKILL a monitor and everything in its session (crun, the workload's parent side). */

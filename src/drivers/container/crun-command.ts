@@ -13,22 +13,19 @@ export interface CrunCallOptions {
    */
   recordExitTo?: string;
   /**
-   * The call lives as long as a workload (run, exec). On a hybrid host it then runs in a mount
-   * namespace of its own, which would keep a copy of every bundle image mounted on the host,
-   * and so keep their loop devices, for as long as it lives; it drops those copies, except
-   * this one (the image its overlay needs), right away.
+   * Mounts to drop from the call's namespace. On a hybrid host every crun call runs in a mount
+   * namespace of its own, which starts with a copy of every host mount; a long-lived call (run,
+   * exec) holding copies of other bundle images' mounts would pin those images, and their loop
+   * devices, for as long as its workload runs. Ignored where crun needs no namespace.
    */
-  longLived?: { keepMount?: string };
+  dropMounts?: readonly string[];
 }
 
 const HIDE_V2 = "umount -l /sys/fs/cgroup/unified || exit 125";
 
-/** Lazily unmount every erofs mount in this (private) namespace but "$KEEP". */
-const DROP_IMAGE_COPIES = [
-  "while read -r _ _ _ _ mp rest; do",
-  '  case "$rest" in *" - erofs "*) [ "$mp" = "$KEEP" ] || umount -l "$mp" 2>/dev/null;; esac',
-  "done < /proc/self/mountinfo",
-].join("\n");
+export function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
 
 /**
  * How to invoke crun on this host, as argv; pure, unit-tested.
@@ -42,15 +39,18 @@ const DROP_IMAGE_COPIES = [
 export function crunArgv(ctx: CrunContext, args: readonly string[], options: CrunCallOptions = {}): string[] {
   const crun = ["crun", "--root", ctx.root, "--cgroup-manager=cgroupfs", ...args];
   const hybrid = ctx.layout.mode === "hybrid";
-  const prelude = hybrid ? [HIDE_V2, ...(options.longLived ? [DROP_IMAGE_COPIES] : [])] : [];
-  const env = hybrid && options.longLived ? ["env", `KEEP=${options.longLived.keepMount ?? ""}`] : [];
+  const drop = options.dropMounts ?? [];
+  // One umount for them all: a shell loop over mountinfo costs more than crun's own start.
+  const prelude = hybrid
+    ? [HIDE_V2, ...(drop.length > 0 ? [`umount -l ${drop.map(shellQuote).join(" ")} 2>/dev/null`] : [])]
+    : [];
   const unshare = hybrid ? ["unshare", "--mount", "--propagation", "private"] : [];
   if (options.recordExitTo === undefined) {
     if (!hybrid) return crun;
-    return [...env, ...unshare, "sh", "-c", [...prelude, 'exec "$@"'].join("\n"), "crun", ...crun];
+    return [...unshare, "sh", "-c", [...prelude, 'exec "$@"'].join("\n"), "crun", ...crun];
   }
   const script = [...prelude, '"$@"', "rc=$?", 'echo $rc > "$0.tmp" && mv "$0.tmp" "$0"', "exit $rc"].join(
     "\n",
   );
-  return [...env, ...unshare, "sh", "-c", script, options.recordExitTo, ...crun];
+  return [...unshare, "sh", "-c", script, options.recordExitTo, ...crun];
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { crunArgv } from "./crun-command.js";
+import { crunArgv, shellQuote } from "./crun-command.js";
 import { buildOciConfig, SANDBOX_CAPABILITIES } from "./oci-spec.js";
 
 const input = {
@@ -53,6 +53,12 @@ describe("buildOciConfig", () => {
   });
 });
 
+describe("shellQuote", () => {
+  it("quotes anything for sh", () => {
+    expect(shellQuote("/a b/it's")).toBe("'/a b/it'\\''s'");
+  });
+});
+
 describe("crunArgv", () => {
   it("calls crun directly on a unified host", () => {
     const argv = crunArgv({ root: "/r", layout: { mode: "unified", v2Controllers: ["memory"] } }, [
@@ -77,20 +83,21 @@ describe("crunArgv", () => {
     expect(argv[0]).toBe("sh");
     expect(argv[3]).toBe("/s/exit.code");
   });
-  it("drops other images' mount copies in long-lived calls on a hybrid host, keeping its own", () => {
+  it("drops the given mount copies in its namespace on a hybrid host, and needs none elsewhere", () => {
     const argv = crunArgv(
       { root: "/r", layout: { mode: "hybrid", v2Controllers: ["hugetlb"] } },
       ["run", "x"],
-      {
-        longLived: { keepMount: "/s/mounts/k" },
-      },
+      { dropMounts: ["/s/mounts/a", "/s/mounts/b c"] },
     );
-    expect(argv.slice(0, 2)).toEqual(["env", "KEEP=/s/mounts/k"]);
-    expect(argv.join(" ")).toContain("erofs");
+    expect(argv.join(" ")).toContain("umount -l '/s/mounts/a' '/s/mounts/b c'");
     const short = crunArgv({ root: "/r", layout: { mode: "hybrid", v2Controllers: ["hugetlb"] } }, [
       "kill",
       "x",
     ]);
-    expect(short.join(" ")).not.toContain("erofs");
+    expect(short.join(" ")).not.toContain("/s/mounts");
+    const unified = crunArgv({ root: "/r", layout: { mode: "unified", v2Controllers: [] } }, ["run", "x"], {
+      dropMounts: ["/s/mounts/a"],
+    });
+    expect(unified[0]).toBe("crun");
   });
 });
