@@ -1,0 +1,83 @@
+/**
+ * PID 1 of the guest, from the initramfs (busybox sh). It mounts the bundle image (/dev/vda,
+ * read-only erofs), the sandbox's writable layer (/dev/vdb ext4 when the sandbox keeps its
+ * files, else a tmpfs), builds the /nix/store overlay, pivots into a minimal root and runs the
+ * workload. The workload's spec (a shell fragment written by guestSpec()) comes from fw_cfg:
+ * no size limit, unlike the kernel command line. Its stdout, stderr and exit status leave
+ * through virtio-serial ports that the host connects to files. Lines starting with OSN- on the
+ * console mark progress for the host.
+ */
+export const GUEST_INIT = String.raw`#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+fail() { echo "OSN-FAIL $*"; sync; reboot -f; }
+while read -r m; do insmod "/lib/modules/$m.ko" || echo "OSN-WARN insmod $m failed"; done < /modules.order
+i=0; while [ ! -b /dev/vda ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
+[ -b /dev/vda ] || fail "no image disk"
+spec=/sys/firmware/qemu_fw_cfg/by_name/opt/openshell/spec/raw
+[ -r $spec ] || fail "no spec in fw_cfg"
+. $spec
+mkdir -p /image /rw /root
+mount -t erofs -o ro /dev/vda /image || fail "cannot mount the bundle image"
+if [ -b /dev/vdb ]; then mount -t ext4 /dev/vdb /rw || fail "cannot mount the writable disk"; else mount -t tmpfs -o mode=0755 rw /rw; fi
+mkdir -p /rw/upper /rw/work /rw/home /newroot
+mount -t tmpfs -o mode=0755 root /newroot
+cd /newroot && mkdir -p nix/store proc sys dev tmp root etc bin usr/bin run
+mount -t overlay overlay -o "lowerdir=/image/nix/store,upperdir=/rw/upper,workdir=/rw/work" /newroot/nix/store || fail "cannot mount the store overlay"
+mount --bind /rw/home /newroot/root
+mount -t proc proc /newroot/proc
+mount -t sysfs sys /newroot/sys
+mount -t devtmpfs dev /newroot/dev
+mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+printf 'root:x:0:0:root:/root:/bin/sh\n' > etc/passwd
+printf 'root:x:0:\n' > etc/group
+printf '127.0.0.1 localhost %s\n' "$OSN_HOSTNAME" > etc/hosts
+hostname "$OSN_HOSTNAME"
+[ -n "$OSN_SHELL" ] && ln -s "$OSN_SHELL" bin/sh
+[ -n "$OSN_ENVTOOL" ] && ln -s "$OSN_ENVTOOL" usr/bin/env
+port() { for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = "$1" ] && echo /dev/$(basename "$p"); done; }
+out=$(port org.openshell.stdout); err=$(port org.openshell.stderr); st=$(port org.openshell.status)
+[ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] || fail "virtio-serial ports missing"
+echo "OSN-READY"
+# The spec set the positional parameters to: NAME=value… chroot /newroot command args…
+env -i "$@" > "$out" 2> "$err" < /dev/null
+rc=$?
+echo "$rc" > "$st"
+echo "OSN-EXIT $rc"
+sync
+umount /newroot/nix/store 2>/dev/null
+umount /rw 2>/dev/null
+reboot -f
+`;
+
+export interface GuestSpecInput {
+  hostname: string;
+  env: Record<string, string>;
+  command: string[];
+  shell?: string;
+  envTool?: string;
+}
+
+function q(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+/** The spec the guest init sources; pure, unit-tested. Every value is single-quoted. */
+export function guestSpec(input: GuestSpecInput): string {
+  const args = [
+    ...Object.entries(input.env).map(([k, v]) => `${k}=${v}`),
+    "chroot",
+    "/newroot",
+    ...input.command,
+  ];
+  return [
+    `OSN_HOSTNAME=${q(input.hostname)}`,
+    `OSN_SHELL=${q(input.shell ?? "")}`,
+    `OSN_ENVTOOL=${q(input.envTool ?? "")}`,
+    `set -- ${args.map(q).join(" ")}`,
+    "",
+  ].join("\n");
+}
