@@ -2,8 +2,11 @@ import { chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { BundleResolver } from "./bundle/bundle-resolver.js";
 import { loadConfig } from "./config/load.js";
+import { parseBytes } from "./config/quantity.js";
 import type { Config } from "./config/schema.js";
 import { CrunContainerDriver } from "./drivers/container/container-driver.js";
+import type { AccelSetting } from "./drivers/vm/accel.js";
+import { QemuVmDriver } from "./drivers/vm/qemu-vm-driver.js";
 import { detectCgroupLayout } from "./host/cgroups.js";
 import { ImageCache } from "./image/image-cache.js";
 import { LowerMounts } from "./image/lower-mounts.js";
@@ -57,15 +60,21 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
   const bundles = new BundleResolver(config, nix, join(layout.gcrootsDir, "bundles"));
   const repo = new SandboxRepo(db);
   const container = new CrunContainerDriver(layout, lowers, detectCgroupLayout());
-  const service = new SandboxService({
-    config,
-    layout,
-    locks,
-    repo,
-    images,
-    lowers,
-    bundles,
-    drivers: [container],
+  const vm = new QemuVmDriver(layout, locks, {
+    kernel: config.vm?.kernel,
+    accel: config.vm?.accel ?? accelFromEnv() ?? "auto",
+    memoryMiB: Math.floor(parseBytes(config.vm?.memory ?? "512Mi", "vm.memory") / 2 ** 20),
+    cpus: config.vm?.cpus ?? 1,
+    diskBytes: parseBytes(config.vm?.diskSize ?? "4Gi", "vm.diskSize"),
   });
+  // VMs first: reconcile kills orphan qemu processes before any directory is removed.
+  const drivers = [vm, container];
+  const service = new SandboxService({ config, layout, locks, repo, images, lowers, bundles, drivers });
   return { config, layout, db, service, bundles, images, close: () => db.close() };
+}
+
+/** OPENSHELL_NIX_ACCEL=kvm|tcg|auto overrides the config (tests pin TCG with it). */
+function accelFromEnv(): AccelSetting | undefined {
+  const v = process.env.OPENSHELL_NIX_ACCEL;
+  return v === "kvm" || v === "tcg" || v === "auto" ? v : undefined;
 }

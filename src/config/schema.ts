@@ -40,6 +40,20 @@ export const ConfigSchema = z
       .strict()
       .optional(),
     bundles: z.record(z.string(), BundleSchema).optional(),
+    vm: z
+      .object({
+        /** Guest kernel image (bzImage or vmlinux); default: the newest /boot/vmlinuz-*. */
+        kernel: z.string().startsWith("/").optional(),
+        /** auto: KVM when a probe boot works, else TCG. */
+        accel: z.enum(["auto", "kvm", "tcg"]).optional(),
+        /** Default guest memory and vCPUs, when a sandbox's limits do not say. */
+        memory: z.union([z.number().int().positive(), z.string()]).optional(),
+        cpus: z.number().int().min(1).max(64).optional(),
+        /** Size of a sandbox's writable disk (sparse: it costs what is written). */
+        diskSize: z.union([z.number().int().positive(), z.string()]).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

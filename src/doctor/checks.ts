@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { findGuestKernel } from "../drivers/vm/boot/kernel.js";
 import { detectCgroupLayout } from "../host/cgroups.js";
 import { runCommandStatus } from "../process/run-command.js";
 
@@ -115,6 +116,7 @@ export async function runChecks(): Promise<CheckResult[]> {
   results.push(storeCheck());
   results.push(cgroupCheck());
   results.push(demoInputsCheck());
+  results.push(...(await vmChecks()));
   return results;
 }
 
@@ -174,4 +176,41 @@ function demoInputsCheck(): CheckResult {
         fix: `${APT} busybox-static python3.11 patchelf`,
         required: false,
       };
+}
+
+/** VM sandboxes are optional: what they lack is a warning, not a failure. */
+async function vmChecks(): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  results.push(
+    await tool("qemu (VM sandboxes)", ["qemu-system-x86_64", "--version"], "qemu-system-x86", false),
+  );
+  results.push(await tool("mkfs.ext4 (VM disks)", ["mkfs.ext4", "-V"], "e2fsprogs", false));
+  try {
+    const kernel = findGuestKernel();
+    results.push({
+      name: "guest kernel",
+      level: "ok",
+      detail: `${kernel.image} (${kernel.release})`,
+      required: false,
+    });
+  } catch (err) {
+    results.push({
+      name: "guest kernel",
+      level: "warn",
+      detail: (err as Error).message,
+      fix: "apt-get install linux-image-amd64 xz-utils (or set vm.kernel)",
+      required: false,
+    });
+  }
+  const kvm = existsSync("/dev/kvm");
+  results.push({
+    name: "KVM",
+    level: kvm ? "ok" : "warn",
+    detail: kvm
+      ? "/dev/kvm present; the first VM start probes whether guests really boot under it (else TCG)"
+      : "no /dev/kvm: VMs run under TCG emulation (slow boots)",
+    fix: kvm ? undefined : "enable virtualisation (modprobe kvm_intel / kvm_amd), or accept TCG",
+    required: false,
+  });
+  return results;
 }

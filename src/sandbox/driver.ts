@@ -55,6 +55,9 @@ export interface SandboxDriver {
   /** Remove every host resource of the sandbox. Idempotent. */
   remove(sandbox: Sandbox): Promise<void>;
 
+  /** A short note for `ls`/`inspect` (a VM's accelerator), when the technology has one. */
+  describe?(sandbox: Sandbox): string | undefined;
+
   /** Log files of the sandbox. */
   logPaths(sandbox: Sandbox): { stdout: string; stderr: string };
 

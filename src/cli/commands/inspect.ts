@@ -2,6 +2,8 @@ import { createReadStream, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
 import { formatBytes } from "../../config/quantity.js";
+import type { SandboxService } from "../../sandbox/sandbox-service.js";
+import type { Sandbox } from "../../sandbox/types.js";
 import type { CliContext } from "../context.js";
 import { ago, printJson, table } from "../output.js";
 import { describeState, sandboxJson, shortCommand } from "./views.js";
@@ -20,7 +22,7 @@ export function registerInspect(program: Command, ctx: CliContext): void {
       if (flags.quiet) return void process.stdout.write(all.map((s) => `${s.name}\n`).join(""));
       const rows = all.map((s) => [
         s.name,
-        s.kind,
+        kindLabel(service, s),
         describeState(s),
         s.bundle,
         s.imageKey.slice(0, 12),
@@ -51,7 +53,11 @@ export function registerInspect(program: Command, ctx: CliContext): void {
       if (flags.json) return printJson(view);
       const lines: [string, string][] = [
         ["name", sb.name],
-        ["kind", sb.kind],
+        [
+          "kind",
+          sb.kind +
+            (service.driver(sb.kind).describe?.(sb) ? ` — ${service.driver(sb.kind).describe?.(sb)}` : ""),
+        ],
         ["state", describeState(sb)],
         ["bundle", sb.bundle],
         [
@@ -108,4 +114,9 @@ async function copyFrom(file: string, offset: number, out: NodeJS.WritableStream
     s.on("error", reject);
   });
   return size;
+}
+
+function kindLabel(service: SandboxService, sb: Sandbox): string {
+  const note = service.driver(sb.kind).describe?.(sb);
+  return note ? `${sb.kind}/${note.split(" ")[0]}` : sb.kind;
 }

@@ -39,16 +39,28 @@ hostname "$OSN_HOSTNAME"
 [ -n "$OSN_SHELL" ] && ln -s "$OSN_SHELL" bin/sh
 [ -n "$OSN_ENVTOOL" ] && ln -s "$OSN_ENVTOOL" usr/bin/env
 port() { for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = "$1" ] && echo /dev/$(basename "$p"); done; }
-out=$(port org.openshell.stdout); err=$(port org.openshell.stderr); st=$(port org.openshell.status)
-[ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] || fail "virtio-serial ports missing"
-echo "OSN-READY"
+out=$(port org.openshell.stdout); err=$(port org.openshell.stderr); st=$(port org.openshell.status); ctl=$(port org.openshell.control)
+[ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] && [ -n "$ctl" ] || fail "virtio-serial ports missing"
 # The spec set the positional parameters to: NAME=value… chroot /newroot command args…
-env -i "$@" > "$out" 2> "$err" < /dev/null
+env -i "$@" > "$out" 2> "$err" < /dev/null &
+wpid=$!
+echo "OSN-READY"
+# The host asks for a stop on the control port: "stop" is SIGTERM, "kill" is SIGKILL. A port
+# whose host side is not connected reads as EOF, hence the outer loop.
+( while :; do
+    while read -r cmd; do
+      case "$cmd" in stop) kill -TERM $wpid ;; kill) kill -KILL $wpid ;; esac
+    done < "$ctl"
+    usleep 200000
+  done ) &
+ctlpid=$!
+wait $wpid
 rc=$?
+kill $ctlpid 2>/dev/null
 echo "$rc" > "$st"
 echo "OSN-EXIT $rc"
 sync
-umount /newroot/nix/store 2>/dev/null
+umount /newroot/root /newroot/nix/store 2>/dev/null
 umount /rw 2>/dev/null
 reboot -f
 `;

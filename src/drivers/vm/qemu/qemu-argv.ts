@@ -12,6 +12,8 @@ export type Accel = "kvm" | "tcg";
 
 export interface QemuVmConfig {
   accel: Accel;
+  /** CPU model under KVM (default host); TCG always uses max. */
+  cpu?: string;
   memoryMiB: number;
   cpus: number;
   vmlinux: string;
@@ -29,6 +31,8 @@ export interface QemuVmConfig {
   stderrFile: string;
   statusFile: string;
   qmpSocket: string;
+  /** Host end of the control port (stop/kill requests to the guest init). */
+  controlSocket: string;
   /** User-mode networking (slirp): outbound only, no root setup. */
   network: boolean;
 }
@@ -64,7 +68,7 @@ export function qemuArgv(config: QemuVmConfig): string[] {
     "microvm",
     "-cpu",
     // max under TCG gives the guest RDRAND, which seeds its RNG at once (saves ~1 s under TCG).
-    config.accel === "kvm" ? "host" : "max",
+    config.accel === "kvm" ? (config.cpu ?? "host") : "max",
     "-m",
     `${config.memoryMiB}M`,
     "-smp",
@@ -113,6 +117,12 @@ export function qemuArgv(config: QemuVmConfig): string[] {
       `virtserialport,chardev=${name},name=org.openshell.${name}`,
     );
   }
+  argv.push(
+    "-chardev",
+    `socket,id=control,path=${opt(config.controlSocket)},server=on,wait=off`,
+    "-device",
+    "virtserialport,chardev=control,name=org.openshell.control",
+  );
   if (config.network) {
     argv.push("-netdev", "user,id=net", "-device", "virtio-net-device,netdev=net");
   }

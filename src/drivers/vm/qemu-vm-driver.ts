@@ -1,0 +1,395 @@
+import { spawn } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ErrorCode, OsnError } from "../../common/errors.js";
+import { listDir, readText } from "../../common/fs.js";
+import { isAlive, type ProcessRef, refOf } from "../../host/proc.js";
+import type { ImageInfo } from "../../image/image-cache.js";
+import { lastLines, runCommand } from "../../process/run-command.js";
+import type { AttachedProcess, ExecIo, RuntimeStatus, SandboxDriver } from "../../sandbox/driver.js";
+import type { Sandbox } from "../../sandbox/types.js";
+import type { StateLayout } from "../../state/layout.js";
+import type { Locks } from "../../state/locks.js";
+import { type AccelChoice, type AccelSetting, chooseAccel } from "./accel.js";
+import { BootAssetCache, type BootAssets } from "./boot/boot-assets.js";
+import { guestSpec } from "./boot/guest-init.js";
+import { findGuestKernel } from "./boot/kernel.js";
+import { qemuArgv } from "./qemu/qemu-argv.js";
+import { FileTail, fileSize } from "./tail-file.js";
+
+export interface VmOptions {
+  kernel?: string;
+  accel: AccelSetting;
+  memoryMiB: number;
+  cpus: number;
+  diskBytes: number;
+}
+
+/** Files of one VM sandbox under <state>/sandboxes/<name>. */
+class VmPaths {
+  constructor(readonly dir: string) {}
+  get spec(): string {
+    return join(this.dir, "spec.sh");
+  }
+  get console(): string {
+    return join(this.dir, "console.log");
+  }
+  get stdout(): string {
+    return join(this.dir, "stdout.log");
+  }
+  get stderr(): string {
+    return join(this.dir, "stderr.log");
+  }
+  /** The workload's exit status, written by the guest through its status port. */
+  get status(): string {
+    return join(this.dir, "status");
+  }
+  /** qemu's own exit status, written by the monitor shell. */
+  get qemuExit(): string {
+    return join(this.dir, "qemu.exit");
+  }
+  get qmp(): string {
+    return join(this.dir, "qmp.sock");
+  }
+  get control(): string {
+    return join(this.dir, "control.sock");
+  }
+  /** The writable layer: a sparse ext4 disk that survives stop/start. */
+  get accel(): string {
+    return join(this.dir, "accel");
+  }
+  get disk(): string {
+    return join(this.dir, "upper.img");
+  }
+}
+
+const BOOT_DEADLINE_MS = { kvm: 20_000, tcg: 90_000 };
+
+/**
+ * MicroVM sandboxes run by qemu: the bundle image (the same file the container path
+ * loop-mounts) as a read-only virtio-blk disk, an overlay inside the guest, the workload's
+ * output and status over virtio-serial. The VM outlives the CLI: a monitor shell owns qemu.
+ */
+export class QemuVmDriver implements SandboxDriver {
+  readonly kind = "vm" as const;
+  private boot: Promise<{ assets: BootAssets; accel: AccelChoice }> | undefined;
+
+  constructor(
+    private readonly layout: StateLayout,
+    private readonly locks: Locks,
+    private readonly options: VmOptions,
+  ) {}
+
+  paths(name: string): VmPaths {
+    return new VmPaths(this.layout.sandbox(name));
+  }
+
+  logPaths(sandbox: Sandbox): { stdout: string; stderr: string } {
+    const p = this.paths(sandbox.name);
+    return { stdout: p.stdout, stderr: p.stderr };
+  }
+
+  /** Boot assets and the accelerator, worked out once per process. */
+  bootAssets(progress: (m: string) => void = () => {}): Promise<{ assets: BootAssets; accel: AccelChoice }> {
+    this.boot ??= (async () => {
+      const bootDir = join(this.layout.root, "boot");
+      const assets = await new BootAssetCache(bootDir, this.locks).ensure(
+        findGuestKernel(this.options.kernel),
+        progress,
+      );
+      const accel = await chooseAccel(this.options.accel, assets, bootDir);
+      return { assets, accel };
+    })();
+    return this.boot.catch((err) => {
+      this.boot = undefined;
+      throw err;
+    });
+  }
+
+  async prepare(sandbox: Sandbox, image: ImageInfo): Promise<void> {
+    await this.bootAssets();
+    const p = this.paths(sandbox.name);
+    mkdirSync(p.dir, { recursive: true });
+    writeFileSync(
+      p.spec,
+      guestSpec({
+        hostname: sandbox.name,
+        env: sandbox.spec.env,
+        command: sandbox.spec.command,
+        shell: sandbox.spec.shell,
+        envTool: sandbox.spec.envTool,
+      }),
+    );
+    if (!existsSync(image.path)) throw new OsnError(ErrorCode.INTERNAL, `image ${image.path} vanished`);
+    // A `run` sandbox keeps nothing: its writable layer is a tmpfs in the guest.
+    if (!sandbox.spec.ephemeral) await makeDisk(p.disk, this.options.diskBytes);
+  }
+
+  describe(sandbox: Sandbox): string | undefined {
+    return readText(this.paths(sandbox.name).accel).trim() || undefined;
+  }
+
+  private async argv(sandbox: Sandbox): Promise<{ argv: string[]; accel: AccelChoice }> {
+    const { assets, accel } = await this.bootAssets();
+    const p = this.paths(sandbox.name);
+    // Recorded with the sandbox so nobody takes a TCG timing for a KVM one.
+    writeFileSync(p.accel, `${accel.accel} (${accel.reason})\n`);
+    const limits = sandbox.spec.limits;
+    const argv = qemuArgv({
+      accel: accel.accel,
+      cpu: accel.cpu,
+      memoryMiB: limits.memoryBytes
+        ? Math.max(64, Math.floor(limits.memoryBytes / 2 ** 20))
+        : this.options.memoryMiB,
+      cpus: limits.cpus ? Math.max(1, Math.ceil(limits.cpus)) : this.options.cpus,
+      vmlinux: assets.vmlinux,
+      initrd: assets.initrd,
+      tscKhz: hostTscKhz(),
+      image: this.layout.image(sandbox.imageKey),
+      upperDisk: existsSync(p.disk) ? p.disk : undefined,
+      specFile: p.spec,
+      consoleLog: p.console,
+      stdoutFile: p.stdout,
+      stderrFile: p.stderr,
+      statusFile: p.status,
+      qmpSocket: p.qmp,
+      controlSocket: p.control,
+      network: false,
+    });
+    return { argv, accel };
+  }
+
+  async start(sandbox: Sandbox, onSpawned: (monitor: ProcessRef) => void = () => {}): Promise<ProcessRef> {
+    const p = this.paths(sandbox.name);
+    const { argv, accel } = await this.argv(sandbox);
+    this.clearRunFiles(p);
+    // The monitor: a shell in its own session that outlives the CLI and records qemu's status.
+    const script = '"$@"\nrc=$?\necho $rc > "$0.tmp" && mv "$0.tmp" "$0"\nexit $rc';
+    const child = spawn("sh", ["-c", script, p.qemuExit, ...argv], { detached: true, stdio: "ignore" });
+    child.unref();
+    const ref = child.pid === undefined ? undefined : refOf(child.pid);
+    if (!ref) throw new OsnError(ErrorCode.RUNTIME_FAILED, `could not start qemu for ${sandbox.name}`);
+    onSpawned(ref);
+    try {
+      await this.waitReady(sandbox, p, accel, () => !isAlive(ref));
+    } catch (err) {
+      killGroup(ref);
+      throw err;
+    }
+    return ref;
+  }
+
+  async startAttached(sandbox: Sandbox): Promise<AttachedProcess> {
+    const p = this.paths(sandbox.name);
+    const { argv } = await this.argv(sandbox);
+    this.clearRunFiles(p);
+    const out = new FileTail(p.stdout, fileSize(p.stdout));
+    const err = new FileTail(p.stderr, fileSize(p.stderr));
+    const child = spawn(argv[0] as string, argv.slice(1), { stdio: "ignore" });
+    const exit = new Promise<number>((resolve, reject) => {
+      child.on("error", (e) =>
+        reject(new OsnError(ErrorCode.RUNTIME_FAILED, `qemu: ${e.message}`, { cause: e })),
+      );
+      child.on("close", async (code) => {
+        await Promise.all([out.finish(), err.finish()]);
+        const status = readText(p.status).trim();
+        if (status !== "") return resolve(Number(status));
+        reject(
+          new OsnError(
+            ErrorCode.RUNTIME_FAILED,
+            `the VM ended without the workload's status (qemu exit ${code})${consoleTail(p)}`,
+          ),
+        );
+      });
+    });
+    const monitor = child.pid === undefined ? undefined : refOf(child.pid);
+    return {
+      stdout: out.stream,
+      stderr: err.stream,
+      exit,
+      monitor,
+      kill: (signal = "SIGTERM") => void this.control(p, signal === "SIGKILL" ? "kill" : "stop"),
+    };
+  }
+
+  status(sandbox: Sandbox): RuntimeStatus {
+    if (sandbox.monitor && isAlive(sandbox.monitor)) return { running: true };
+    const status = readText(this.paths(sandbox.name).status).trim();
+    return { running: false, exitCode: status === "" ? null : Number(status) };
+  }
+
+  /**
+   * Graceful first: the guest init gets "stop" (SIGTERM to the workload), then "kill"; either
+   * way it syncs and unmounts the writable disk before the VM powers off. qemu is killed only
+   * if the guest does not finish within its deadline.
+   */
+  async stop(sandbox: Sandbox, graceMs: number): Promise<void> {
+    const monitor = sandbox.monitor;
+    if (!monitor || !isAlive(monitor)) return;
+    const p = this.paths(sandbox.name);
+    // Before OSN-READY no workload runs and nothing is written yet: there is nothing to save.
+    if (readText(p.console).includes("OSN-READY")) {
+      if (await this.request(p, "stop", monitor, graceMs)) return;
+      if (await this.request(p, "kill", monitor, 10_000)) return;
+    }
+    killGroup(monitor);
+    try {
+      process.kill(monitor.pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+    await waitDead(monitor, 5_000);
+  }
+
+  /** Ask the guest init, repeating the request while waiting; true when the VM has ended. */
+  private async request(
+    p: VmPaths,
+    what: "stop" | "kill",
+    monitor: ProcessRef,
+    ms: number,
+  ): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    do {
+      await this.control(p, what);
+      if (await waitDead(monitor, Math.min(1_000, Math.max(0, deadline - Date.now())))) return true;
+    } while (Date.now() < deadline);
+    return !isAlive(monitor);
+  }
+
+  async exec(sandbox: Sandbox, _argv: string[], _io: ExecIo): Promise<AttachedProcess | number> {
+    throw new OsnError(
+      ErrorCode.INVALID_ARGUMENT,
+      `exec into VM sandboxes is not implemented yet (${sandbox.name})`,
+      {
+        hint: "it needs the guest agent of issue #3; container sandboxes support exec",
+      },
+    );
+  }
+
+  async remove(sandbox: Sandbox): Promise<void> {
+    await this.stop(sandbox, 0);
+    rmSync(this.paths(sandbox.name).dir, { recursive: true, force: true });
+  }
+
+  /** qemu processes of this state directory that belong to no known sandbox. */
+  async cleanOrphans(isKnown: (name: string) => boolean): Promise<string[]> {
+    const actions: string[] = [];
+    const marker = `${this.layout.sandboxesDir}/`;
+    for (const pid of listDir("/proc").filter((e) => /^\d+$/.test(e))) {
+      const cmd = readText(`/proc/${pid}/cmdline`).split("\0");
+      if (!cmd[0]?.endsWith("qemu-system-x86_64")) continue;
+      const spec = cmd.find((a) => a.includes(marker) && a.includes("spec.sh"));
+      const name = spec?.slice(spec.indexOf(marker) + marker.length).split("/")[0];
+      if (!name || isKnown(name)) continue;
+      const ref = refOf(Number(pid));
+      if (ref) {
+        process.kill(ref.pid, "SIGKILL");
+        await waitDead(ref, 5_000);
+      }
+      actions.push(`killed orphan qemu of ${name}`);
+    }
+    return actions;
+  }
+
+  private clearRunFiles(p: VmPaths): void {
+    for (const f of [p.status, p.qemuExit, p.console, p.qmp, p.control]) rmSync(f, { force: true });
+  }
+
+  /** Race: the guest reports OSN-READY / it reports a failure or qemu ends / the deadline. */
+  private async waitReady(
+    sandbox: Sandbox,
+    p: VmPaths,
+    accel: AccelChoice,
+    ended: () => boolean,
+  ): Promise<void> {
+    const deadline = Date.now() + BOOT_DEADLINE_MS[accel.accel];
+    while (Date.now() < deadline) {
+      const console = readText(p.console);
+      if (console.includes("OSN-READY")) return;
+      if (console.includes("OSN-FAIL") || ended()) {
+        throw new OsnError(ErrorCode.RUNTIME_FAILED, `VM ${sandbox.name} failed to boot${consoleTail(p)}`);
+      }
+      await sleep(20);
+    }
+    throw new OsnError(
+      ErrorCode.TIMEOUT,
+      `VM ${sandbox.name} did not boot within ${BOOT_DEADLINE_MS[accel.accel] / 1000} s (${accel.accel}: ${accel.reason})`,
+    );
+  }
+
+  /** Send a request to the guest init's control port; a VM that is gone is not an error. */
+  private control(p: VmPaths, request: "stop" | "kill"): Promise<void> {
+    return new Promise((resolve) => {
+      const socket = connect(p.control);
+      socket.on("error", () => resolve());
+      socket.on("connect", () => socket.end(`${request}\n`, () => resolve()));
+      socket.setTimeout(2_000, () => {
+        socket.destroy();
+        resolve();
+      });
+    });
+  }
+}
+
+async function makeDisk(path: string, bytes: number): Promise<void> {
+  const fd = openSync(path, "w", 0o600);
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  // Sparse: the host pays for what the guest writes. Lazy init keeps mkfs to milliseconds.
+  await runCommand([
+    "mkfs.ext4",
+    "-q",
+    "-F",
+    "-m",
+    "0",
+    "-E",
+    "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+    path,
+  ]);
+}
+
+let tscKhz: number | undefined;
+function hostTscKhz(): number | undefined {
+  if (tscKhz === undefined) {
+    const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1];
+    tscKhz = mhz ? Math.round(Number(mhz) * 1000) : undefined;
+  }
+  return tscKhz;
+}
+
+function consoleTail(p: VmPaths): string {
+  const lines = lastLines(readText(p.console).replace(/\r/g, ""), 6);
+  return lines ? `; console:\n${lines}` : "";
+}
+
+function killGroup(ref: ProcessRef): void {
+  if (!isAlive(ref)) return;
+  try {
+    process.kill(-ref.pid, "SIGKILL");
+  } catch {
+    // gone
+  }
+}
+
+async function waitDead(ref: ProcessRef, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (isAlive(ref)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(20);
+  }
+  return true;
+}
