@@ -24,15 +24,26 @@ export class Locks {
   }
 
   async with<T>(name: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
-    const token = await this.acquire(name, timeoutMs);
+    const release = await this.acquire(name, timeoutMs);
     try {
       return await fn();
     } finally {
-      this.db.prepare("DELETE FROM locks WHERE name = ? AND token = ?").run(name, token);
+      release();
     }
   }
 
-  private async acquire(name: string, timeoutMs: number): Promise<string> {
+  /** Take the lock; the returned function releases it (once). For holds that outlive a call. */
+  async acquire(name: string, timeoutMs = 120_000): Promise<() => void> {
+    const token = await this.take(name, timeoutMs);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.db.prepare("DELETE FROM locks WHERE name = ? AND token = ?").run(name, token);
+    };
+  }
+
+  private async take(name: string, timeoutMs: number): Promise<string> {
     const token = randomUUID();
     const deadline = Date.now() + timeoutMs;
     const tryTake = this.db

@@ -10,6 +10,7 @@ import {
   CLI,
   disposeApp,
   EMPTY_FOOTPRINT,
+  execCollect,
   fileSha256,
   hostFootprint,
   missingHostFeature,
@@ -86,7 +87,7 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     expect(fileSha256(app.images.list()[0]?.path ?? "")).toBe(before.image);
   });
 
-  it("keeps written files across stop and start, on a sparse disk of its own", async () => {
+  it("keeps written files across stop and start on a sparse disk of its own; exec works", async () => {
     const script =
       "cat /root/f /nix/store/f 2>/dev/null; echo home > /root/f; echo store > /nix/store/f; echo up; exec sleep 600";
     await app.service.create({ name: "keeper", kind: "vm", bundle: "demo", command: ["sh", "-c", script] });
@@ -102,8 +103,12 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     const disk = `${app.layout.sandbox("keeper")}/upper.img`;
     const allocated = Number(execFileSync("du", ["-k", disk]).toString().split("\t")[0]) * 1024;
     expect(allocated).toBeLessThan(256 * 2 ** 20); // of a 4 GiB disk
+    // exec into the running VM: streamed output, its own exit status, the sandbox's files.
+    const ex = await execCollect(app, "keeper", ["sh", "-c", "cat /root/f; echo oops >&2; exit 6"]);
+    expect(ex).toEqual({ status: 6, stdout: "home\n", stderr: "oops\n" });
+    await app.service.stop("keeper", 0);
     await expect(app.service.exec("keeper", ["true"], { stdio: "pipe" })).rejects.toMatchObject({
-      code: ErrorCode.INVALID_ARGUMENT,
+      code: ErrorCode.INVALID_STATE,
     });
     await app.service.remove("keeper");
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);

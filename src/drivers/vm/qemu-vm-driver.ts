@@ -25,6 +25,7 @@ import { type AccelChoice, type AccelSetting, chooseAccel } from "./accel.js";
 import { BootAssetCache, type BootAssets } from "./boot/boot-assets.js";
 import { guestSpec } from "./boot/guest-init.js";
 import { findGuestKernel } from "./boot/kernel.js";
+import { type ExecSockets, vmExec } from "./exec-client.js";
 import { qemuArgv } from "./qemu/qemu-argv.js";
 import { FileTail, fileSize } from "./tail-file.js";
 
@@ -66,6 +67,13 @@ class VmPaths {
     return join(this.dir, "control.sock");
   }
   /** The writable layer: a sparse ext4 disk that survives stop/start. */
+  get exec(): ExecSockets {
+    return {
+      control: join(this.dir, "exec.sock"),
+      stdout: join(this.dir, "exec-out.sock"),
+      stderr: join(this.dir, "exec-err.sock"),
+    };
+  }
   get accel(): string {
     return join(this.dir, "accel");
   }
@@ -165,6 +173,7 @@ export class QemuVmDriver implements SandboxDriver {
       statusFile: p.status,
       qmpSocket: p.qmp,
       controlSocket: p.control,
+      execSockets: p.exec,
       network: false,
     });
     return { argv, accel };
@@ -267,14 +276,26 @@ export class QemuVmDriver implements SandboxDriver {
     return !isAlive(monitor);
   }
 
-  async exec(sandbox: Sandbox, _argv: string[], _io: ExecIo): Promise<AttachedProcess | number> {
-    throw new OsnError(
-      ErrorCode.INVALID_ARGUMENT,
-      `exec into VM sandboxes is not implemented yet (${sandbox.name})`,
-      {
-        hint: "it needs the guest agent of issue #3; container sandboxes support exec",
-      },
-    );
+  /** One exec at a time per VM (the agent serves one request at a time). */
+  async exec(sandbox: Sandbox, argv: string[], io: ExecIo): Promise<AttachedProcess | number> {
+    if (!this.status(sandbox).running) {
+      throw new OsnError(ErrorCode.INVALID_STATE, `sandbox ${sandbox.name} is not running`);
+    }
+    const p = this.paths(sandbox.name);
+    const spec = guestSpec({ hostname: sandbox.name, env: sandbox.spec.env, command: argv });
+    const release = await this.locks.acquire(`vm-exec:${sandbox.name}`, 10 * 60_000);
+    let attached: AttachedProcess;
+    try {
+      attached = await vmExec(p.exec, spec);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    void attached.exit.finally(release).catch(() => undefined);
+    if (io.stdio === "pipe") return attached;
+    attached.stdout.pipe(process.stdout, { end: false });
+    attached.stderr.pipe(process.stderr, { end: false });
+    return attached.exit;
   }
 
   async remove(sandbox: Sandbox): Promise<void> {
@@ -303,7 +324,9 @@ export class QemuVmDriver implements SandboxDriver {
   }
 
   private clearRunFiles(p: VmPaths): void {
-    for (const f of [p.status, p.qemuExit, p.console, p.qmp, p.control]) rmSync(f, { force: true });
+    for (const f of [p.status, p.qemuExit, p.console, p.qmp, p.control, ...Object.values(p.exec)]) {
+      rmSync(f, { force: true });
+    }
   }
 
   /** Race: the guest reports OSN-READY / it reports a failure or qemu ends / the deadline. */

@@ -41,6 +41,7 @@ hostname "$OSN_HOSTNAME"
 port() { for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = "$1" ] && echo /dev/$(basename "$p"); done; }
 out=$(port org.openshell.stdout); err=$(port org.openshell.stderr); st=$(port org.openshell.status); ctl=$(port org.openshell.control)
 [ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] && [ -n "$ctl" ] || fail "virtio-serial ports missing"
+mkdir -p /tmp
 # The spec set the positional parameters to: NAME=value… chroot /newroot command args…
 env -i "$@" > "$out" 2> "$err" < /dev/null &
 wpid=$!
@@ -54,9 +55,21 @@ echo "OSN-READY"
     usleep 200000
   done ) &
 ctlpid=$!
+# The exec agent: one request at a time on the exec port (a base64 spec like the workload's),
+# its output on two ports of its own, then "EXIT <status>" back on the exec port.
+xctl=$(port org.openshell.exec); xout=$(port org.openshell.exec-out); xerr=$(port org.openshell.exec-err)
+[ -n "$xctl" ] && [ -n "$xout" ] && [ -n "$xerr" ] && ( while :; do
+    while read -r req <&3; do
+      echo "$req" | base64 -d > /tmp/exec.sh
+      ( . /tmp/exec.sh; env -i "$@" ) > "$xout" 2> "$xerr" < /dev/null
+      echo "EXIT $?" >&3
+    done 3<> "$xctl"
+    usleep 100000
+  done ) &
+xpid=$!
 wait $wpid
 rc=$?
-kill $ctlpid 2>/dev/null
+kill $ctlpid $xpid 2>/dev/null
 echo "$rc" > "$st"
 echo "OSN-EXIT $rc"
 sync

@@ -33,6 +33,8 @@ export interface QemuVmConfig {
   qmpSocket: string;
   /** Host end of the control port (stop/kill requests to the guest init). */
   controlSocket: string;
+  /** Host ends of the exec agent's ports (requests and status, stdout, stderr); none: no exec. */
+  execSockets?: { control: string; stdout: string; stderr: string };
   /** User-mode networking (slirp): outbound only, no root setup. */
   network: boolean;
 }
@@ -117,12 +119,23 @@ export function qemuArgv(config: QemuVmConfig): string[] {
       `virtserialport,chardev=${name},name=org.openshell.${name}`,
     );
   }
-  argv.push(
-    "-chardev",
-    `socket,id=control,path=${opt(config.controlSocket)},server=on,wait=off`,
-    "-device",
-    "virtserialport,chardev=control,name=org.openshell.control",
-  );
+  const exec = config.execSockets;
+  const sockets: [string, string, string][] = [["control", config.controlSocket, "control"]];
+  if (exec) {
+    sockets.push(
+      ["exec", exec.control, "exec"],
+      ["execout", exec.stdout, "exec-out"],
+      ["execerr", exec.stderr, "exec-err"],
+    );
+  }
+  for (const [id, path, name] of sockets) {
+    argv.push(
+      "-chardev",
+      `socket,id=${id},path=${opt(path)},server=on,wait=off`,
+      "-device",
+      `virtserialport,chardev=${id},name=org.openshell.${name}`,
+    );
+  }
   if (config.network) {
     argv.push("-netdev", "user,id=net", "-device", "virtio-net-device,netdev=net");
   }
