@@ -1,5 +1,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type App, openApp } from "../../src/app.js";
@@ -70,6 +72,20 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
   });
 
+  it("reaches a host service through user-mode networking (host.openshell.internal)", async () => {
+    const server = createServer((_req, res) => res.end("hello from the host"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const fetch = `import urllib.request; print(urllib.request.urlopen("http://host.openshell.internal:${port}/").read().decode())`;
+      const r = await runCollect(app, { kind: "vm", bundle: "demo", command: ["python3", "-c", fetch] });
+      expect(r.stdout).toBe("hello from the host\n");
+      expect(r.status).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
   it("keeps hostile writes inside the VM: the host store and the image do not change", async () => {
     const before = { store: treeHash(closure), image: fileSha256(app.images.list()[0]?.path ?? "") };
     const python = closure.find((p) => p.includes("python3-host"));
@@ -96,10 +112,11 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     await app.service.start("keeper");
     const logs = app.service.logPaths("keeper");
     // start returns once the guest init reports ready; the workload's output follows.
-    for (let i = 0; i < 600 && !readFileSync(logs.stdout, "utf8").endsWith("up\nhome\nstore\nup\n"); i++) {
+    for (let i = 0; i < 1200 && !readFileSync(logs.stdout, "utf8").endsWith("up\nhome\nstore\nup\n"); i++) {
       await sleep(50);
     }
-    expect(readFileSync(logs.stdout, "utf8")).toBe("up\nhome\nstore\nup\n");
+    const console = readFileSync(`${app.layout.sandbox("keeper")}/console.log`, "utf8").slice(-800);
+    expect(readFileSync(logs.stdout, "utf8"), `guest console:\n${console}`).toBe("up\nhome\nstore\nup\n");
     const disk = `${app.layout.sandbox("keeper")}/upper.img`;
     const allocated = Number(execFileSync("du", ["-k", disk]).toString().split("\t")[0]) * 1024;
     expect(allocated).toBeLessThan(256 * 2 ** 20); // of a 4 GiB disk

@@ -174,7 +174,7 @@ export class QemuVmDriver implements SandboxDriver {
       qmpSocket: p.qmp,
       controlSocket: p.control,
       execSockets: p.exec,
-      network: false,
+      network: true,
     });
     return { argv, accel };
   }

@@ -10,10 +10,11 @@ import { GUEST_INIT } from "./guest-init.js";
 import { findXzPayload, type GuestKernel, isElf } from "./kernel.js";
 import { parseModulesDep, resolveModules } from "./modules.js";
 
-/** What the guest needs beyond the bundle image: virtio over MMIO, the disks, fw_cfg, the filesystems. */
+/** What the guest needs beyond the bundle image: virtio over MMIO, disks, net, fw_cfg, filesystems. */
 export const GUEST_MODULES = [
   "virtio_mmio",
   "virtio_blk",
+  "virtio_net",
   "virtio_console",
   "qemu_fw_cfg",
   "crc32c_generic",

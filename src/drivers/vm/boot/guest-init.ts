@@ -35,6 +35,14 @@ mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 printf 'root:x:0:0:root:/root:/bin/sh\n' > etc/passwd
 printf 'root:x:0:\n' > etc/group
 printf '127.0.0.1 localhost %s\n' "$OSN_HOSTNAME" > etc/hosts
+ip link set lo up
+# User-mode networking (slirp): the guest is 10.0.2.15, the host is reachable as 10.0.2.2
+# (host.openshell.internal), DNS at 10.0.2.3; nothing outside can connect in.
+if ip link set eth0 up 2>/dev/null; then
+  ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+  printf '10.0.2.2 host.openshell.internal\n' >> etc/hosts
+  printf 'nameserver 10.0.2.3\n' > etc/resolv.conf
+fi
 hostname "$OSN_HOSTNAME"
 [ -n "$OSN_SHELL" ] && ln -s "$OSN_SHELL" bin/sh
 [ -n "$OSN_ENVTOOL" ] && ln -s "$OSN_ENVTOOL" usr/bin/env
