@@ -59,14 +59,20 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
   const lowers = new LowerMounts(db, layout, locks);
   const bundles = new BundleResolver(config, nix, join(layout.gcrootsDir, "bundles"));
   const repo = new SandboxRepo(db);
-  const container = new CrunContainerDriver(layout, lowers, detectCgroupLayout());
-  const vm = new QemuVmDriver(layout, locks, {
-    kernel: config.vm?.kernel,
-    accel: config.vm?.accel ?? accelFromEnv() ?? "auto",
-    memoryMiB: Math.floor(parseBytes(config.vm?.memory ?? "512Mi", "vm.memory") / 2 ** 20),
-    cpus: config.vm?.cpus ?? 1,
-    diskBytes: parseBytes(config.vm?.diskSize ?? "4Gi", "vm.diskSize"),
-  });
+  const cgroups = detectCgroupLayout();
+  const container = new CrunContainerDriver(layout, lowers, cgroups);
+  const vm = new QemuVmDriver(
+    layout,
+    locks,
+    {
+      kernel: config.vm?.kernel,
+      accel: config.vm?.accel ?? accelFromEnv() ?? "auto",
+      memoryMiB: Math.floor(parseBytes(config.vm?.memory ?? "512Mi", "vm.memory") / 2 ** 20),
+      cpus: config.vm?.cpus ?? 1,
+      diskBytes: parseBytes(config.vm?.diskSize ?? "4Gi", "vm.diskSize"),
+    },
+    cgroups,
+  );
   // VMs first: reconcile kills orphan qemu processes before any directory is removed.
   const drivers = [vm, container];
   const service = new SandboxService({ config, layout, locks, repo, images, lowers, bundles, drivers });

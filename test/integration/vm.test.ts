@@ -120,6 +120,15 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     const disk = `${app.layout.sandbox("keeper")}/upper.img`;
     const allocated = Number(execFileSync("du", ["-k", disk]).toString().split("\t")[0]) * 1024;
     expect(allocated).toBeLessThan(256 * 2 ** 20); // of a 4 GiB disk
+    // qemu runs in the sandbox's cgroup, limited to guest memory plus its own overhead.
+    const qemu = (hostFootprint(app).procs ?? []).find((l) => l.split(" ")[1] === "qemu-system-x86_64");
+    const cgroupLines = readFileSync(`/proc/${qemu?.split(" ")[0]}/cgroup`, "utf8");
+    const memoryCgroup = /^\d+:memory:(.*)$/m.exec(cgroupLines)?.[1] ?? /^0::(.*)$/m.exec(cgroupLines)?.[1];
+    expect(memoryCgroup).toBe(`/openshell-nix/${app.layout.tag}/keeper`);
+    const limitFile = cgroupLines.includes(":memory:")
+      ? `/sys/fs/cgroup/memory${memoryCgroup}/memory.limit_in_bytes`
+      : `/sys/fs/cgroup${memoryCgroup}/memory.max`;
+    expect(Number(readFileSync(limitFile, "utf8"))).toBe((512 + 512) * 2 ** 20);
     // exec into the running VM: streamed output, its own exit status, the sandbox's files.
     const ex = await execCollect(app, "keeper", ["sh", "-c", "cat /root/f; echo oops >&2; exit 6"]);
     expect(ex).toEqual({ status: 6, stdout: "home\n", stderr: "oops\n" });

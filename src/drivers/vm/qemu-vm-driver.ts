@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, readText } from "../../common/fs.js";
+import { joinCgroupArgv, makeCgroup, removeCgroup } from "../../host/cgroup-limits.js";
+import type { CgroupLayout } from "../../host/cgroups.js";
 import { isAlive, type ProcessRef, refOf } from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import { lastLines, runCommand } from "../../process/run-command.js";
@@ -84,6 +86,9 @@ class VmPaths {
 
 const BOOT_DEADLINE_MS = { kvm: 20_000, tcg: 90_000 };
 
+/** Memory qemu needs beyond the guest's own (TCG translation cache, buffers, its heap). */
+const QEMU_OVERHEAD_MIB = 512;
+
 /**
  * MicroVM sandboxes run by qemu: the bundle image (the same file the container path
  * loop-mounts) as a read-only virtio-blk disk, an overlay inside the guest, the workload's
@@ -97,6 +102,7 @@ export class QemuVmDriver implements SandboxDriver {
     private readonly layout: StateLayout,
     private readonly locks: Locks,
     private readonly options: VmOptions,
+    private readonly cgroups: CgroupLayout,
   ) {}
 
   paths(name: string): VmPaths {
@@ -148,18 +154,36 @@ export class QemuVmDriver implements SandboxDriver {
     return readText(this.paths(sandbox.name).accel).trim() || undefined;
   }
 
+  private cgroupPath(name: string): string {
+    return `/openshell-nix/${this.layout.tag}/${name}`;
+  }
+
+  /**
+   * qemu itself runs in a cgroup of the sandbox: guest memory plus room for qemu's own (TCG's
+   * translation cache, device buffers), the vCPUs' worth of CPU when a CPU limit is set.
+   */
+  private limitedArgv(sandbox: Sandbox, argv: string[], memoryMiB: number): string[] {
+    const procs = makeCgroup(this.cgroups, this.cgroupPath(sandbox.name), {
+      memoryBytes: (memoryMiB + QEMU_OVERHEAD_MIB) * 2 ** 20,
+      pids: 512,
+      cpus: sandbox.spec.limits.cpus,
+    });
+    return joinCgroupArgv(procs, argv);
+  }
+
   private async argv(sandbox: Sandbox): Promise<{ argv: string[]; accel: AccelChoice }> {
     const { assets, accel } = await this.bootAssets();
     const p = this.paths(sandbox.name);
     // Recorded with the sandbox so nobody takes a TCG timing for a KVM one.
     writeFileSync(p.accel, `${accel.accel} (${accel.reason})\n`);
     const limits = sandbox.spec.limits;
+    const memoryMiB = limits.memoryBytes
+      ? Math.max(64, Math.floor(limits.memoryBytes / 2 ** 20))
+      : this.options.memoryMiB;
     const argv = qemuArgv({
       accel: accel.accel,
       cpu: accel.cpu,
-      memoryMiB: limits.memoryBytes
-        ? Math.max(64, Math.floor(limits.memoryBytes / 2 ** 20))
-        : this.options.memoryMiB,
+      memoryMiB,
       cpus: limits.cpus ? Math.max(1, Math.ceil(limits.cpus)) : this.options.cpus,
       vmlinux: assets.vmlinux,
       initrd: assets.initrd,
@@ -176,7 +200,7 @@ export class QemuVmDriver implements SandboxDriver {
       execSockets: p.exec,
       network: true,
     });
-    return { argv, accel };
+    return { argv: this.limitedArgv(sandbox, argv, memoryMiB), accel };
   }
 
   async start(sandbox: Sandbox, onSpawned: (monitor: ProcessRef) => void = () => {}): Promise<ProcessRef> {
@@ -244,6 +268,11 @@ export class QemuVmDriver implements SandboxDriver {
    * if the guest does not finish within its deadline.
    */
   async stop(sandbox: Sandbox, graceMs: number): Promise<void> {
+    await this.halt(sandbox, graceMs);
+    removeCgroup(this.cgroups, this.cgroupPath(sandbox.name));
+  }
+
+  private async halt(sandbox: Sandbox, graceMs: number): Promise<void> {
     const monitor = sandbox.monitor;
     if (!monitor || !isAlive(monitor)) return;
     const p = this.paths(sandbox.name);
