@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type CgroupLayout, cgroupDirs } from "./cgroups.js";
 import { readMounts } from "./mounts.js";
 
@@ -67,14 +68,21 @@ function enableControllers(dir: string): void {
   }
 }
 
-/** Remove the cgroup once its processes are gone (best effort; reconcile retries). */
-export function removeCgroup(layout: CgroupLayout, path: string): void {
+/**
+ * Remove the cgroup once its processes are gone. A killed process leaves its cgroup a moment
+ * after it is reaped, so busy directories are retried for up to two seconds (then reconcile
+ * gets another chance).
+ */
+export async function removeCgroup(layout: CgroupLayout, path: string): Promise<void> {
+  const deadline = Date.now() + 2_000;
   for (const dir of cgroupDirs(layout, path)) {
-    if (!existsSync(dir)) continue;
-    try {
-      rmdirSync(dir);
-    } catch {
-      // still busy for a moment after a kill
+    while (existsSync(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        if (Date.now() > deadline) break;
+        await sleep(20);
+      }
     }
   }
 }

@@ -181,6 +181,24 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
   });
 
+  it("re-adopts a running VM after a restart, and kills a VM no row accounts for", async () => {
+    await app.service.create({ name: "adopted", kind: "vm", bundle: "demo" });
+    await app.service.start("adopted");
+    const next = await openApp({ stateDir: app.layout.root, config: { vm: { accel: "tcg" } } });
+    try {
+      expect(next.service.needsReconcile()).toBe(false);
+      expect(next.service.get("adopted").state).toBe("running");
+      const ex = await execCollect(next, "adopted", ["hostname"]);
+      expect(ex.stdout).toBe("adopted\n");
+    } finally {
+      next.close();
+    }
+    app.db.prepare("DELETE FROM sandboxes WHERE name = 'adopted'").run();
+    const actions = await app.service.reconcile();
+    expect(actions.join("\n")).toMatch(/killed orphan qemu of adopted/);
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
+  });
+
   it("reports a corrupt image clearly and leaves nothing behind", async () => {
     const image = app.images.list()[0];
     if (!image) throw new Error("no image");

@@ -269,7 +269,7 @@ export class QemuVmDriver implements SandboxDriver {
    */
   async stop(sandbox: Sandbox, graceMs: number): Promise<void> {
     await this.halt(sandbox, graceMs);
-    removeCgroup(this.cgroups, this.cgroupPath(sandbox.name));
+    await removeCgroup(this.cgroups, this.cgroupPath(sandbox.name));
   }
 
   private async halt(sandbox: Sandbox, graceMs: number): Promise<void> {
@@ -344,9 +344,15 @@ export class QemuVmDriver implements SandboxDriver {
       if (!name || isKnown(name)) continue;
       const ref = refOf(Number(pid));
       if (ref) {
+        // Its whole process group: the monitor shell too, unless that group is our own.
+        const group = processGroup(ref.pid);
+        const monitor = group !== undefined && group !== processGroup(process.pid) ? refOf(group) : undefined;
+        if (monitor) killGroup(monitor);
         process.kill(ref.pid, "SIGKILL");
         await waitDead(ref, 5_000);
+        if (monitor) await waitDead(monitor, 5_000);
       }
+      await removeCgroup(this.cgroups, this.cgroupPath(name));
       actions.push(`killed orphan qemu of ${name}`);
     }
     return actions;
@@ -426,6 +432,12 @@ function hostTscKhz(): number | undefined {
 function consoleTail(p: VmPaths): string {
   const lines = lastLines(readText(p.console).replace(/\r/g, ""), 6);
   return lines ? `; console:\n${lines}` : "";
+}
+
+function processGroup(pid: number): number | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  return Number.isInteger(group) && group > 0 ? group : undefined;
 }
 
 function killGroup(ref: ProcessRef): void {
