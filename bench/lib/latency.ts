@@ -7,7 +7,7 @@ import type { CreateRequest } from "../../src/sandbox/sandbox-service.js";
 import { EXPECTED_OUTPUT } from "./workload.js";
 
 /** Notes when the first complete line appears on a stream, and keeps what it carried. */
-class LineWatch {
+export class LineWatch {
   firstLineAt: number | undefined;
   private readonly chunks: Buffer[] = [];
 
@@ -46,7 +46,13 @@ export function spawnWatched(argv: readonly string[], env: NodeJS.ProcessEnv = p
 }
 
 /** Milliseconds from t0 to the first output line, once the run has ended and printed the right thing. */
-function checkedLatency(label: string, t0: number, status: number, out: LineWatch, err: LineWatch): number {
+export function checkedLatency(
+  label: string,
+  t0: number,
+  status: number,
+  out: LineWatch,
+  err: LineWatch,
+): number {
   if (status !== 0 || out.text.trim() !== EXPECTED_OUTPUT || out.firstLineAt === undefined) {
     const stderr = lastLines(err.text, 5);
     throw new Error(

@@ -108,9 +108,11 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
       "cat /root/f /nix/store/f 2>/dev/null; echo home > /root/f; echo store > /nix/store/f; echo up; exec sleep 600";
     await app.service.create({ name: "keeper", kind: "vm", bundle: "demo", command: ["sh", "-c", script] });
     await app.service.start("keeper");
+    const logs = app.service.logPaths("keeper");
+    // Ready means the workload was started, not that it has written yet: wait for it.
+    for (let i = 0; i < 1200 && readFileSync(logs.stdout, "utf8") !== "up\n"; i++) await sleep(50);
     expect((await app.service.stop("keeper", 5_000)).state).toBe("stopped");
     await app.service.start("keeper");
-    const logs = app.service.logPaths("keeper");
     // start returns once the guest init reports ready; the workload's output follows.
     for (let i = 0; i < 1200 && !readFileSync(logs.stdout, "utf8").endsWith("up\nhome\nstore\nup\n"); i++) {
       await sleep(50);

@@ -9,7 +9,7 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
@@ -278,8 +278,15 @@ export class QemuVmDriver implements SandboxDriver {
     const p = this.paths(sandbox.name);
     // Before OSN-READY no workload runs and nothing is written yet: there is nothing to save.
     if (readText(p.console).includes("OSN-READY")) {
-      if (await this.request(p, "stop", monitor, graceMs)) return;
-      if (await this.request(p, "kill", monitor, 10_000)) return;
+      const control = await openControl(p);
+      try {
+        control?.write("stop\n");
+        if (control && (await waitDead(monitor, graceMs))) return;
+        control?.write("kill\n");
+        if (control && (await waitDead(monitor, 10_000))) return;
+      } finally {
+        control?.destroy();
+      }
     }
     killGroup(monitor);
     try {
@@ -288,21 +295,6 @@ export class QemuVmDriver implements SandboxDriver {
       // gone
     }
     await waitDead(monitor, 5_000);
-  }
-
-  /** Ask the guest init, repeating the request while waiting; true when the VM has ended. */
-  private async request(
-    p: VmPaths,
-    what: "stop" | "kill",
-    monitor: ProcessRef,
-    ms: number,
-  ): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    do {
-      await this.control(p, what);
-      if (await waitDead(monitor, Math.min(1_000, Math.max(0, deadline - Date.now())))) return true;
-    } while (Date.now() < deadline);
-    return !isAlive(monitor);
   }
 
   /** One exec at a time per VM (the agent serves one request at a time). */
@@ -386,18 +378,24 @@ export class QemuVmDriver implements SandboxDriver {
     );
   }
 
-  /** Send a request to the guest init's control port; a VM that is gone is not an error. */
-  private control(p: VmPaths, request: "stop" | "kill"): Promise<void> {
-    return new Promise((resolve) => {
-      const socket = connect(p.control);
-      socket.on("error", () => resolve());
-      socket.on("connect", () => socket.end(`${request}\n`, () => resolve()));
-      socket.setTimeout(2_000, () => {
-        socket.destroy();
-        resolve();
-      });
-    });
+  /**
+   * Send a request to the guest init and keep the connection open until qemu ends: qemu holds
+   * what the host wrote until the guest reads it, but drops it if the host hangs up first.
+   */
+  private async control(p: VmPaths, request: "stop" | "kill"): Promise<void> {
+    const socket = await openControl(p);
+    socket?.write(`${request}\n`);
   }
+}
+
+/** The host end of a VM's control port, or undefined when the VM is gone. */
+function openControl(p: VmPaths): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect(p.control);
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", () => resolve(undefined));
+    socket.unref();
+  });
 }
 
 async function makeDisk(path: string, bytes: number): Promise<void> {
@@ -414,6 +412,8 @@ async function makeDisk(path: string, bytes: number): Promise<void> {
     "-F",
     "-m",
     "0",
+    "-O",
+    "^resize_inode",
     "-E",
     "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
     path,

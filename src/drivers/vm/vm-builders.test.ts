@@ -95,6 +95,7 @@ describe("qemuArgv", () => {
     expect(argv.join(" ")).toContain("-cpu max");
     expect(argv).toContain("id=image,file=/s/images/k.erofs,format=raw,if=none,readonly=on");
     expect(argv).not.toContain("-bios");
+    expect(argv[argv.indexOf("-sandbox") + 1]).toMatch(/^on,.*spawn=deny/);
     for (const port of ["stdout", "stderr", "status", "control"]) {
       expect(argv.join(" ")).toContain(`name=org.openshell.${port}`);
     }

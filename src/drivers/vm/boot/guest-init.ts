@@ -50,6 +50,12 @@ port() { for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" =
 out=$(port org.openshell.stdout); err=$(port org.openshell.stderr); st=$(port org.openshell.status); ctl=$(port org.openshell.control)
 [ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] && [ -n "$ctl" ] || fail "virtio-serial ports missing"
 mkdir -p /tmp
+# qemu tells the guest that a port's host side is open only a moment after the port appears;
+# what is written before that is discarded. Wait until the output ports are connected.
+mkdir -p /sys/kernel/debug && mount -t debugfs debugfs /sys/kernel/debug
+for p in "$out" "$err" "$st"; do
+  i=0; while ! grep -q "host_connected: 1" "/sys/kernel/debug/virtio-ports/$(basename "$p")" 2>/dev/null && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
+done
 # The spec set the positional parameters to: NAME=value… chroot /newroot command args…
 env -i "$@" > "$out" 2> "$err" < /dev/null &
 wpid=$!

@@ -79,6 +79,9 @@ export function qemuArgv(config: QemuVmConfig): string[] {
     "-no-user-config",
     "-nographic",
     "-no-reboot",
+    // qemu's own seccomp filter: no exec, no privilege changes, no obsolete syscalls.
+    "-sandbox",
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     "-kernel",
     config.vmlinux,
     "-initrd",
