@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * A process identity that survives pid reuse: the pid plus its start time in clock ticks since
@@ -40,4 +41,35 @@ export function isAlive(ref: ProcessRef | undefined | null): boolean {
   } catch {
     return false;
   }
+}
+
+/** The process group of a process, from /proc/<pid>/stat. */
+export function processGroup(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+    return Number.isInteger(group) && group > 0 ? group : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGKILL a session leader (a monitor shell) and everything in its process group. */
+export function killGroup(ref: ProcessRef): void {
+  if (!isAlive(ref)) return;
+  try {
+    process.kill(-ref.pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/** Wait until the process has ended; false if it still runs after `ms`. */
+export async function waitDead(ref: ProcessRef, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (isAlive(ref)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(10);
+  }
+  return true;
 }

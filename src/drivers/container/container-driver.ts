@@ -15,7 +15,7 @@ import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, readText } from "../../common/fs.js";
 import { type CgroupLayout, cgroupDirs } from "../../host/cgroups.js";
 import { isMountpoint, readMounts, unmount } from "../../host/mounts.js";
-import { isAlive, type ProcessRef, refOf } from "../../host/proc.js";
+import { isAlive, killGroup, type ProcessRef, refOf, waitDead } from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import type { LowerMounts } from "../../image/lower-mounts.js";
 import { lastLines, runCommandStatus } from "../../process/run-command.js";
@@ -350,25 +350,6 @@ function imageMountsExcept(keep?: string): string[] {
   return readMounts()
     .filter((m) => m.fstype === "erofs" && m.mountpoint !== keep)
     .map((m) => m.mountpoint);
-}
-
-/** SIGKILL a monitor and everything in its session (crun, the workload's parent side). */
-function killGroup(ref: ProcessRef): void {
-  if (!isAlive(ref)) return;
-  try {
-    process.kill(-ref.pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-}
-
-async function waitDead(ref: ProcessRef, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (isAlive(ref)) {
-    if (Date.now() >= deadline) return false;
-    await sleep(10);
-  }
-  return true;
 }
 
 /**

@@ -16,7 +16,7 @@ import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, readText } from "../../common/fs.js";
 import { joinCgroupArgv, makeCgroup, removeCgroup } from "../../host/cgroup-limits.js";
 import type { CgroupLayout } from "../../host/cgroups.js";
-import { isAlive, type ProcessRef, refOf } from "../../host/proc.js";
+import { isAlive, killGroup, type ProcessRef, processGroup, refOf, waitDead } from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import { lastLines, runCommand } from "../../process/run-command.js";
 import type { AttachedProcess, ExecIo, RuntimeStatus, SandboxDriver } from "../../sandbox/driver.js";
@@ -433,28 +433,4 @@ function hostTscKhz(): number | undefined {
 function consoleTail(p: VmPaths): string {
   const lines = lastLines(readText(p.console).replace(/\r/g, ""), 6);
   return lines ? `; console:\n${lines}` : "";
-}
-
-function processGroup(pid: number): number | undefined {
-  const stat = readText(`/proc/${pid}/stat`);
-  const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-  return Number.isInteger(group) && group > 0 ? group : undefined;
-}
-
-function killGroup(ref: ProcessRef): void {
-  if (!isAlive(ref)) return;
-  try {
-    process.kill(-ref.pid, "SIGKILL");
-  } catch {
-    // gone
-  }
-}
-
-async function waitDead(ref: ProcessRef, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (isAlive(ref)) {
-    if (Date.now() >= deadline) return false;
-    await sleep(20);
-  }
-  return true;
 }
