@@ -29,6 +29,7 @@ import { guestSpec } from "./boot/guest-init.js";
 import { findGuestKernel } from "./boot/kernel.js";
 import { type ExecSockets, vmExec } from "./exec-client.js";
 import { qemuArgv } from "./qemu/qemu-argv.js";
+import { qmpCommand } from "./qemu/qmp-client.js";
 import { FileTail, fileSize } from "./tail-file.js";
 
 export interface VmOptions {
@@ -288,6 +289,8 @@ export class QemuVmDriver implements SandboxDriver {
         control?.destroy();
       }
     }
+    // The guest does not answer: have qemu quit cleanly (it closes its disk images), then kill.
+    if ((await qmpCommand(p.qmp, "quit")) && (await waitDead(monitor, 5_000))) return;
     killGroup(monitor);
     try {
       process.kill(monitor.pid, "SIGKILL");
