@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
@@ -72,4 +72,22 @@ export async function waitDead(ref: ProcessRef, ms: number): Promise<boolean> {
     await sleep(10);
   }
   return true;
+}
+
+/** Live processes whose command line contains `text` (never this process). */
+export function processesMentioning(text: string): ProcessRef[] {
+  const found: ProcessRef[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(text)) continue;
+    const ref = refOf(Number(entry));
+    if (ref) found.push(ref);
+  }
+  return found;
 }

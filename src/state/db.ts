@@ -55,14 +55,31 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 export function openDb(file: string): Db {
-  const db = new Database(file);
-  // WAL lets readers proceed while another CLI process writes; busy_timeout makes concurrent
-  // writers wait for each other instead of failing with SQLITE_BUSY.
-  db.pragma("journal_mode = WAL");
-  db.pragma("busy_timeout = 10000");
+  // busy_timeout makes concurrent writers wait for each other instead of failing at once.
+  const db = new Database(file, { timeout: 10_000 });
+  enableWal(db);
   db.pragma("synchronous = NORMAL");
   migrate(db);
   return db;
+}
+
+/**
+ * WAL lets readers proceed while another CLI process writes. Switching a new database to WAL
+ * needs it to itself, and SQLite does not wait for that (no busy handler): two processes that
+ * open a fresh state directory at once would see "database is locked". Retry briefly.
+ */
+function enableWal(db: Db): void {
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (db.pragma("journal_mode", { simple: true }) === "wal") return;
+      db.pragma("journal_mode = WAL");
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "SQLITE_BUSY" || attempt >= 200) throw err;
+      Atomics.wait(wait, 0, 0, 10);
+    }
+  }
 }
 
 function migrate(db: Db): void {

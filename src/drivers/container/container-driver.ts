@@ -15,7 +15,14 @@ import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, readText } from "../../common/fs.js";
 import { type CgroupLayout, cgroupDirs } from "../../host/cgroups.js";
 import { isMountpoint, readMounts, unmount } from "../../host/mounts.js";
-import { isAlive, killGroup, type ProcessRef, refOf, waitDead } from "../../host/proc.js";
+import {
+  isAlive,
+  killGroup,
+  type ProcessRef,
+  processesMentioning,
+  refOf,
+  waitDead,
+} from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import type { LowerMounts } from "../../image/lower-mounts.js";
 import { lastLines, runCommandStatus } from "../../process/run-command.js";
@@ -256,6 +263,12 @@ export class CrunContainerDriver implements SandboxDriver {
     }
     for (const name of listDir(this.layout.sandboxesDir)) {
       if (isKnown(name)) continue;
+      // A monitor shell still waiting on its crun would write its exit file into the
+      // directory while it is being removed.
+      for (const ref of processesMentioning(`${this.layout.sandbox(name)}/`)) {
+        process.kill(ref.pid, "SIGKILL");
+        await waitDead(ref, 5_000);
+      }
       this.removeCgroups(name);
       await removeTree(this.layout.sandbox(name));
       actions.push(`removed orphan sandbox directory ${name}`);
@@ -362,5 +375,5 @@ async function removeTree(dir: string): Promise<void> {
     .filter((m) => m.mountpoint === dir || m.mountpoint.startsWith(`${dir}/`))
     .sort((a, b) => b.mountpoint.length - a.mountpoint.length);
   for (const m of below) await unmount(m.mountpoint);
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
 }
