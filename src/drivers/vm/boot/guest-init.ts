@@ -22,7 +22,9 @@ spec=/sys/firmware/qemu_fw_cfg/by_name/opt/openshell/spec/raw
 . $spec
 mkdir -p /image /rw /root
 mount -t erofs -o ro /dev/vda /image || fail "cannot mount the bundle image"
-if [ -b /dev/vdb ]; then mount -t ext4 /dev/vdb /rw || fail "cannot mount the writable disk"; else mount -t tmpfs -o mode=0755 rw /rw; fi
+# noinit_itable: the kernel would otherwise zero the lazily-made inode tables in the background,
+# turning the host's sparse disk file into allocated blocks for nothing.
+if [ -b /dev/vdb ]; then mount -t ext4 -o noinit_itable /dev/vdb /rw || fail "cannot mount the writable disk"; else mount -t tmpfs -o mode=0755 rw /rw; fi
 mkdir -p /rw/upper /rw/work /rw/home /newroot
 mount -t tmpfs -o mode=0755 root /newroot
 cd /newroot && mkdir -p nix/store proc sys dev tmp root etc bin usr/bin run
