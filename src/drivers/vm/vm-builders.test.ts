@@ -1,5 +1,11 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { ErrorCode } from "../../common/errors.js";
+import { readModule } from "./boot/boot-assets.js";
 import { writeCpio } from "./boot/cpio.js";
 import { guestSpec } from "./boot/guest-init.js";
 import { findXzPayload, isElf } from "./boot/kernel.js";
@@ -124,4 +130,22 @@ describe("kernel image", () => {
     expect(isElf(Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0]))).toBe(true);
     expect(isElf(fake)).toBe(false);
   });
+});
+
+describe("readModule", () => {
+  const dir = mkdtempSync(join(tmpdir(), "kmod-"));
+  const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(4096, 7)]);
+  writeFileSync(join(dir, "m.ko"), elf);
+  writeFileSync(join(dir, "m.ko.gz"), gzipSync(elf));
+  it("reads plain and gzip-compressed modules", () => {
+    expect(readModule(join(dir, "m.ko"))).toEqual(elf);
+    expect(readModule(join(dir, "m.ko.gz"))).toEqual(elf);
+  });
+  it.skipIf(spawnSync("xz", ["--version"]).status !== 0)(
+    "reads xz-compressed modules (NixOS kernels)",
+    () => {
+      spawnSync("xz", ["-k", join(dir, "m.ko")]);
+      expect(readModule(join(dir, "m.ko.xz"))).toEqual(elf);
+    },
+  );
 });

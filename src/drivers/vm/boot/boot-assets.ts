@@ -1,6 +1,8 @@
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { ErrorCode, OsnError } from "../../../common/errors.js";
 import { readText } from "../../../common/fs.js";
 import { runCommandStatus } from "../../../process/run-command.js";
@@ -129,13 +131,34 @@ export class BootAssetCache {
         ...modules.map((m) => ({
           path: `lib/modules/${m}.ko`,
           type: "file" as const,
-          data: readFileSync(join(kernel.modulesDir, index.paths.get(m) as string)),
+          data: readModule(join(kernel.modulesDir, index.paths.get(m) as string)),
         })),
       ];
       writeAtomically(out, writeCpio(entries));
       return out;
     });
   }
+}
+
+/**
+ * A module's ELF bytes. Busybox's insmod loads plain .ko files only, while some distributions
+ * (NixOS among them) ship modules compressed: decompress those here, once, at build time.
+ */
+export function readModule(path: string): Buffer {
+  if (path.endsWith(".gz")) return gunzipSync(readFileSync(path));
+  const tool = path.endsWith(".xz") ? "xz" : path.endsWith(".zst") ? "zstd" : undefined;
+  if (!tool) return readFileSync(path);
+  const r = spawnSync(tool, ["-dc", path], { maxBuffer: 256 * 2 ** 20 });
+  if (r.status !== 0 || !isElf(r.stdout)) {
+    throw new OsnError(
+      ErrorCode.HOST_FEATURE_MISSING,
+      `cannot decompress the kernel module ${path} with ${tool}`,
+      {
+        hint: `install ${tool === "xz" ? "xz-utils" : "zstd"}`,
+      },
+    );
+  }
+  return r.stdout;
 }
 
 function hash(text: string): string {
