@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { ErrorCode, OsnError } from "../../../common/errors.js";
@@ -8,6 +8,7 @@ import { readText } from "../../../common/fs.js";
 import { runCommandStatus } from "../../../process/run-command.js";
 import type { Locks } from "../../../state/locks.js";
 import { type CpioEntry, writeCpio } from "./cpio.js";
+import { FileDigests } from "./file-digest.js";
 import { GUEST_INIT } from "./guest-init.js";
 import { findXzPayload, type GuestKernel, isElf } from "./kernel.js";
 import { parseModulesDep, resolveModules } from "./modules.js";
@@ -48,14 +49,20 @@ export class BootAssetCache {
 
   async ensure(kernel: GuestKernel, progress: (m: string) => void = () => {}): Promise<BootAssets> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const vmlinux = await this.vmlinux(kernel, progress);
-    const initrd = await this.initrd(kernel, progress);
+    const digests = new FileDigests(join(this.dir, "digests.json"));
+    const vmlinux = await this.vmlinux(kernel, digests, progress);
+    const initrd = await this.initrd(kernel, digests, progress);
+    digests.save();
     return { vmlinux, initrd, release: kernel.release };
   }
 
-  private async vmlinux(kernel: GuestKernel, progress: (m: string) => void): Promise<string> {
-    const st = statSync(kernel.image);
-    const key = hash(`${kernel.image}\0${st.size}\0${st.mtimeMs}`);
+  /** Keyed by the content of the kernel image. */
+  private async vmlinux(
+    kernel: GuestKernel,
+    digests: FileDigests,
+    progress: (m: string) => void,
+  ): Promise<string> {
+    const key = digests.digest(kernel.image).slice(0, 16);
     const out = join(this.dir, `vmlinux-${kernel.release}-${key}`);
     if (existsSync(out)) return out;
     return this.locks.with(`boot:${out}`, async () => {
@@ -105,15 +112,25 @@ export class BootAssetCache {
     });
   }
 
-  private async initrd(kernel: GuestKernel, progress: (m: string) => void): Promise<string> {
+  /** Keyed by the content of everything that goes in: busybox, each module, the init. */
+  private async initrd(
+    kernel: GuestKernel,
+    digests: FileDigests,
+    progress: (m: string) => void,
+  ): Promise<string> {
     const index = parseModulesDep(
       readFileSync(join(kernel.modulesDir, "modules.dep"), "utf8"),
       readText(join(kernel.modulesDir, "modules.builtin")),
     );
     const modules = resolveModules(index, GUEST_MODULES);
-    const busybox = statSync(GUEST_BUSYBOX);
     const key = hash(
-      [kernel.release, ...modules, GUEST_INIT, String(busybox.size), String(busybox.mtimeMs)].join("\0"),
+      [
+        GUEST_INIT,
+        digests.digest(GUEST_BUSYBOX),
+        ...modules.map(
+          (m) => `${m}:${digests.digest(join(kernel.modulesDir, index.paths.get(m) as string))}`,
+        ),
+      ].join("\0"),
     );
     const out = join(this.dir, `initrd-${kernel.release}-${key}.cpio`);
     if (existsSync(out)) return out;
