@@ -67,6 +67,7 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
     {
       kernel: config.vm?.kernel,
       accel: config.vm?.accel ?? accelFromEnv() ?? "auto",
+      machine: config.vm?.machine ?? "auto",
       memoryMiB: Math.floor(parseBytes(config.vm?.memory ?? "512Mi", "vm.memory") / 2 ** 20),
       cpus: config.vm?.cpus ?? 1,
       diskBytes: parseBytes(config.vm?.diskSize ?? "4Gi", "vm.diskSize"),

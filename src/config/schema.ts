@@ -46,6 +46,8 @@ export const ConfigSchema = z
         kernel: z.string().startsWith("/").optional(),
         /** auto: KVM when a probe boot works, else TCG. */
         accel: z.enum(["auto", "kvm", "tcg"]).optional(),
+        /** auto: microvm where qemu has it, else q35. */
+        machine: z.enum(["auto", "microvm", "q35"]).optional(),
         /** Default guest memory and vCPUs, when a sandbox's limits do not say. */
         memory: z.union([z.number().int().positive(), z.string()]).optional(),
         cpus: z.number().int().min(1).max(64).optional(),

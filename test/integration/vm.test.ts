@@ -237,6 +237,26 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     }
   });
 
+  it("boots the same guest on q35 when microvm is not used, and says which machine it ran", async () => {
+    const q35 = await tempApp({ vm: { accel: "tcg", machine: "q35" } });
+    try {
+      const r = await runCollect(q35, {
+        kind: "vm",
+        bundle: "demo",
+        command: ["python3", "-c", "print(6*7)"],
+      });
+      expect(r.stdout).toBe("42\n");
+      await q35.service.create({ name: "which", kind: "vm", bundle: "demo", command: ["true"] });
+      await q35.service.start("which").catch(() => undefined); // "true" may end before ready
+      expect(q35.service.driver("vm").describe?.(q35.service.get("which"))).toMatch(
+        /^tcg .*, q35 \(configured\)/,
+      );
+      await q35.service.remove("which");
+    } finally {
+      await disposeApp(q35);
+    }
+  });
+
   it("probes KVM for real and caches the verdict (TCG when nested KVM hangs)", async () => {
     const driver = app.service.driver("vm") as QemuVmDriver;
     const { assets } = await driver.bootAssets();

@@ -4,7 +4,7 @@ import { readText } from "../../common/fs.js";
 import { runCommandStatus } from "../../process/run-command.js";
 import type { BootAssets } from "./boot/boot-assets.js";
 import { guestSpec } from "./boot/guest-init.js";
-import { type Accel, qemuArgv } from "./qemu/qemu-argv.js";
+import { type Accel, type Machine, qemuArgv } from "./qemu/qemu-argv.js";
 
 export type AccelSetting = "auto" | Accel;
 
@@ -99,4 +99,20 @@ async function probeKvm(assets: BootAssets, cacheDir: string, cpu: string): Prom
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export type MachineSetting = "auto" | Machine;
+
+export interface MachineChoice {
+  machine: Machine;
+  reason: string;
+}
+
+/** microvm where this qemu has it; q35 otherwise, and say so. */
+export async function chooseMachine(setting: MachineSetting): Promise<MachineChoice> {
+  if (setting !== "auto") return { machine: setting, reason: "configured" };
+  const r = await runCommandStatus(["qemu-system-x86_64", "-machine", "help"]);
+  return /^microvm\s/m.test(r.stdout)
+    ? { machine: "microvm", reason: "available" }
+    : { machine: "q35", reason: "this qemu has no microvm machine: falling back to q35 (slower boots)" };
 }

@@ -23,7 +23,14 @@ import type { AttachedProcess, ExecIo, RuntimeStatus, SandboxDriver } from "../.
 import type { Sandbox } from "../../sandbox/types.js";
 import type { StateLayout } from "../../state/layout.js";
 import type { Locks } from "../../state/locks.js";
-import { type AccelChoice, type AccelSetting, chooseAccel } from "./accel.js";
+import {
+  type AccelChoice,
+  type AccelSetting,
+  chooseAccel,
+  chooseMachine,
+  type MachineChoice,
+  type MachineSetting,
+} from "./accel.js";
 import { BootAssetCache, type BootAssets } from "./boot/boot-assets.js";
 import { guestSpec } from "./boot/guest-init.js";
 import { findGuestKernel } from "./boot/kernel.js";
@@ -35,6 +42,7 @@ import { FileTail, fileSize } from "./tail-file.js";
 export interface VmOptions {
   kernel?: string;
   accel: AccelSetting;
+  machine?: MachineSetting;
   memoryMiB: number;
   cpus: number;
   diskBytes: number;
@@ -85,6 +93,12 @@ class VmPaths {
   }
 }
 
+interface BootChoice {
+  assets: BootAssets;
+  accel: AccelChoice;
+  machine: MachineChoice;
+}
+
 const BOOT_DEADLINE_MS = { kvm: 20_000, tcg: 90_000 };
 
 /** Memory qemu needs beyond the guest's own (TCG translation cache, buffers, its heap). */
@@ -97,7 +111,7 @@ const QEMU_OVERHEAD_MIB = 512;
  */
 export class QemuVmDriver implements SandboxDriver {
   readonly kind = "vm" as const;
-  private boot: Promise<{ assets: BootAssets; accel: AccelChoice }> | undefined;
+  private boot: Promise<BootChoice> | undefined;
 
   constructor(
     private readonly layout: StateLayout,
@@ -115,18 +129,19 @@ export class QemuVmDriver implements SandboxDriver {
     return { stdout: p.stdout, stderr: p.stderr };
   }
 
-  /** Boot assets and the accelerator, worked out once per process. */
-  bootAssets(progress: (m: string) => void = () => {}): Promise<{ assets: BootAssets; accel: AccelChoice }> {
-    this.boot ??= (async () => {
+  /** Boot assets, the accelerator and the machine type, worked out once per process. */
+  bootAssets(progress: (m: string) => void = () => {}): Promise<BootChoice> {
+    const boot = (this.boot ??= (async () => {
       const bootDir = join(this.layout.root, "boot");
       const assets = await new BootAssetCache(bootDir, this.locks).ensure(
         findGuestKernel(this.options.kernel),
         progress,
       );
       const accel = await chooseAccel(this.options.accel, assets, bootDir);
-      return { assets, accel };
-    })();
-    return this.boot.catch((err) => {
+      const machine = await chooseMachine(this.options.machine ?? "auto");
+      return { assets, accel, machine };
+    })());
+    return boot.catch((err) => {
       this.boot = undefined;
       throw err;
     });
@@ -173,16 +188,17 @@ export class QemuVmDriver implements SandboxDriver {
   }
 
   private async argv(sandbox: Sandbox): Promise<{ argv: string[]; accel: AccelChoice }> {
-    const { assets, accel } = await this.bootAssets();
+    const { assets, accel, machine } = await this.bootAssets();
     const p = this.paths(sandbox.name);
     // Recorded with the sandbox so nobody takes a TCG timing for a KVM one.
-    writeFileSync(p.accel, `${accel.accel} (${accel.reason})\n`);
+    writeFileSync(p.accel, `${accel.accel} (${accel.reason}), ${machine.machine} (${machine.reason})\n`);
     const limits = sandbox.spec.limits;
     const memoryMiB = limits.memoryBytes
       ? Math.max(64, Math.floor(limits.memoryBytes / 2 ** 20))
       : this.options.memoryMiB;
     const argv = qemuArgv({
       accel: accel.accel,
+      machine: machine.machine,
       cpu: accel.cpu,
       memoryMiB,
       cpus: limits.cpus ? Math.max(1, Math.ceil(limits.cpus)) : this.options.cpus,

@@ -110,6 +110,16 @@ describe("qemuArgv", () => {
     expect(kernelCommandLine({ accel: "tcg", tscKhz: 2_000_000 })).toContain("tsc_early_khz=2000000");
     expect(kernelCommandLine({ accel: "kvm", tscKhz: 2_000_000 })).not.toContain("tsc_early_khz");
   });
+  it("falls back to q35 with the same devices on PCI, and keeps PCI probing on", () => {
+    const argv = qemuArgv({ ...base, accel: "tcg", machine: "q35", network: true }).join(" ");
+    expect(argv).toContain("-M q35");
+    expect(argv).toContain("virtio-blk-pci,drive=image");
+    expect(argv).toContain("virtio-serial-pci");
+    expect(argv).toContain("virtio-net-pci,netdev=net");
+    expect(argv).not.toContain("-device virtio-blk-device");
+    expect(kernelCommandLine({ accel: "tcg", machine: "q35" })).not.toContain("pci=off");
+    expect(kernelCommandLine({ accel: "tcg" })).toContain("pci=off");
+  });
   it("escapes commas in paths for qemu's option syntax", () => {
     expect(qemuArgv({ ...base, accel: "kvm", image: "/a,b.erofs" }).join(" ")).toContain("file=/a,,b.erofs");
   });

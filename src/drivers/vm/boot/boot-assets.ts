@@ -16,6 +16,7 @@ import { parseModulesDep, resolveModules } from "./modules.js";
 /** What the guest needs beyond the bundle image: virtio over MMIO, disks, net, fw_cfg, filesystems. */
 export const GUEST_MODULES = [
   "virtio_mmio",
+  "virtio_pci",
   "virtio_blk",
   "virtio_net",
   "virtio_console",

@@ -14,7 +14,12 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 fail() { echo "OSN-FAIL $*"; sync; reboot -f; }
-while read -r m; do insmod "/lib/modules/$m.ko" || echo "OSN-WARN insmod $m failed"; done < /modules.order
+# Without a PCI bus (microvm, pci=off) the virtio-pci modules would only cost boot time.
+case " $(cat /proc/cmdline) " in *" pci=off "*) nopci=1 ;; *) nopci= ;; esac
+while read -r m; do
+  case "$nopci$m" in 1virtio_pci*) continue ;; esac
+  insmod "/lib/modules/$m.ko" || echo "OSN-WARN insmod $m failed"
+done < /modules.order
 i=0; while [ ! -b /dev/vda ] && [ $i -lt 500 ]; do usleep 10000; i=$((i+1)); done
 [ -b /dev/vda ] || fail "no image disk"
 spec=/sys/firmware/qemu_fw_cfg/by_name/opt/openshell/spec/raw
