@@ -131,7 +131,7 @@ export class QemuVmDriver implements SandboxDriver {
 
   /** Boot assets, the accelerator and the machine type, worked out once per process. */
   bootAssets(progress: (m: string) => void = () => {}): Promise<BootChoice> {
-    const boot = (this.boot ??= (async () => {
+    this.boot ??= (async () => {
       const bootDir = join(this.layout.root, "boot");
       const assets = await new BootAssetCache(bootDir, this.locks).ensure(
         findGuestKernel(this.options.kernel),
@@ -140,8 +140,8 @@ export class QemuVmDriver implements SandboxDriver {
       const accel = await chooseAccel(this.options.accel, assets, bootDir);
       const machine = await chooseMachine(this.options.machine ?? "auto");
       return { assets, accel, machine };
-    })());
-    return boot.catch((err) => {
+    })();
+    return this.boot.catch((err) => {
       this.boot = undefined;
       throw err;
     });
