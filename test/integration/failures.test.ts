@@ -158,6 +158,8 @@ describe.skipIf(skip)(`bad input, failures and crash recovery${skip ? ` (skipped
     for (let i = 0; i < 200 && app.service.list().find((s) => s.name === "crashy")?.state !== "running"; i++)
       await sleep(25);
     expect(app.service.get("crashy").state).toBe("running");
+    // Running is recorded as crun starts; wait for its container to exist before the crash.
+    for (let i = 0; i < 200 && !hostFootprint(app).crun?.includes("crashy"); i++) await sleep(25);
     cli.kill("SIGKILL");
     await new Promise((r) => cli.on("close", r));
     // The workload still runs; the next process to open the state notices and cleans up.
