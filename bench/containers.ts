@@ -37,6 +37,7 @@ import { oursFootprint, podmanFootprint } from "./lib/footprints.js";
 import { PodmanStore, podmanRuntime } from "./lib/podman-store.js";
 import { renderReport } from "./lib/render-report.js";
 import { ROW } from "./lib/rows.js";
+import { finishBench, runBench } from "./lib/run-bench.js";
 import { runInterleaved } from "./lib/run-interleaved.js";
 import { settleDisk } from "./lib/settle-disk.js";
 import { warmVariants } from "./lib/warm-variants.js";
@@ -103,14 +104,8 @@ async function main(): Promise<void> {
     const results = { runs, firstRuns, warm, first, builds, footprints, closure, tarMs: tar.ms };
     process.stdout.write(`${(await renderReport(bench, results)).join("\n")}\n`);
   } finally {
-    const errors = await cleanup.run();
-    const cgroups = sweeper.sweep();
-    for (const e of errors) process.stderr.write(`cleanup: ${e.message}\n`);
-    process.stderr.write(`cleaned up (${cgroups} empty cgroups removed)\n`);
+    await finishBench(cleanup, sweeper);
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

@@ -25,6 +25,7 @@ import { guestSpec } from "../src/drivers/vm/boot/guest-init.js";
 import { detectCgroupLayout } from "../src/host/cgroups.js";
 import { CleanupStack } from "../src/process/cleanup-stack.js";
 import { CgroupSweeper } from "./lib/cgroup-sweeper.js";
+import { finishBench, runBench } from "./lib/run-bench.js";
 import { runInterleaved, type Variant } from "./lib/run-interleaved.js";
 import { settleDisk } from "./lib/settle-disk.js";
 import { observeRun, oursFootprint, timeVmServiceRun } from "./lib/vm-api.js";
@@ -107,14 +108,8 @@ async function main(): Promise<void> {
     const results = { runs, warm, observed, argvDiff, specDiff, qcow2: qcow2.facts, qcow2Disk, oursDisk };
     process.stdout.write(`${(await renderVmReport(bench, results)).join("\n")}\n`);
   } finally {
-    const errors = await cleanup.run();
-    const cgroups = sweeper.sweep();
-    for (const e of errors) process.stderr.write(`cleanup: ${e.message}\n`);
-    process.stderr.write(`cleaned up (${cgroups} empty cgroups removed)\n`);
+    await finishBench(cleanup, sweeper);
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBench(main);

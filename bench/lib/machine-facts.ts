@@ -3,7 +3,8 @@ import { runCommandStatus } from "../../src/process/run-command.js";
 import type { Bench } from "./bench.js";
 import { podmanRuntime } from "./podman-store.js";
 
-async function firstLine(argv: string[]): Promise<string> {
+/** The first line a command prints (its version, usually), or "not installed". */
+export async function firstLine(argv: string[]): Promise<string> {
   try {
     const r = await runCommandStatus(argv);
     return (r.stdout || r.stderr).trim().split("\n")[0] ?? "?";

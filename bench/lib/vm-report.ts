@@ -1,9 +1,9 @@
 import { statSync } from "node:fs";
 import { cpus, release, totalmem } from "node:os";
-import { runCommandStatus } from "../../src/process/run-command.js";
 import type { DiskUse } from "./disk-use.js";
 import { mib, ms } from "./format.js";
 import { latencyTable } from "./latency-table.js";
+import { firstLine } from "./machine-facts.js";
 import type { Outcome } from "./run-interleaved.js";
 import { summarize } from "./summarize.js";
 import type { Observed, OursFootprint } from "./vm-api.js";
@@ -32,15 +32,6 @@ export interface VmResults {
   qcow2: Qcow2Facts;
   qcow2Disk: { created: DiskUse; booted: DiskUse };
   oursDisk: OursFootprint;
-}
-
-async function firstLine(argv: string[]): Promise<string> {
-  try {
-    const r = await runCommandStatus(argv);
-    return (r.stdout || r.stderr).trim().split("\n")[0] ?? "?";
-  } catch {
-    return "not installed";
-  }
 }
 
 const VM_NOTE = `every VM: -M microvm, ${VM_MEMORY_MIB} MiB, ${VM_CPUS} vCPU, PVH boot of vmlinux, the driver's kernel command line`;
