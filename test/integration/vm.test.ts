@@ -134,6 +134,13 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
     // exec into the running VM: streamed output, its own exit status, the sandbox's files.
     const ex = await execCollect(app, "keeper", ["sh", "-c", "cat /root/f; echo oops >&2; exit 6"]);
     expect(ex).toEqual({ status: 6, stdout: "home\n", stderr: "oops\n" });
+    // An exec whose client gives up (Ctrl-C) must not hand its status to the next one.
+    const abandoned = await app.service.exec("keeper", ["sleep", "1"], { stdio: "pipe" });
+    if (typeof abandoned === "number") throw new Error("expected streams");
+    abandoned.exit.catch(() => undefined);
+    abandoned.kill();
+    const next = await execCollect(app, "keeper", ["sh", "-c", "exit 5"]);
+    expect(next.status).toBe(5);
     await app.service.stop("keeper", 0);
     await expect(app.service.exec("keeper", ["true"], { stdio: "pipe" })).rejects.toMatchObject({
       code: ErrorCode.INVALID_STATE,
@@ -220,7 +227,10 @@ describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : "
   it("rejects an absurd memory size and a missing kernel with clear errors", async () => {
     await expect(
       runCollect(app, { kind: "vm", bundle: "demo", limits: { memory: "64Ti" }, command: ["true"] }),
-    ).rejects.toMatchObject({ code: ErrorCode.RUNTIME_FAILED });
+    ).rejects.toMatchObject({
+      code: ErrorCode.RUNTIME_FAILED,
+      message: expect.stringMatching(/qemu: .*memory/i),
+    });
     expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
     const other = await tempApp({ vm: { accel: "tcg", kernel: "/nonexistent/vmlinuz" } });
     try {

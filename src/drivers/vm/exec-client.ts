@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -39,7 +40,7 @@ async function drained(sockets: Socket[], quietMs: number, maxMs: number): Promi
 /**
  * Run one command through the guest's exec agent. The output ports are connected before the
  * request is sent, so nothing the command writes is lost; the status comes back on the request
- * port as "EXIT <n>". The two output ports and the status port are separate virtio-serial
+ * port as "EXIT <id> <n>". The two output ports and the status port are separate virtio-serial
  * queues, so the status can overtake the last output bytes: the streams end only once the
  * output has been quiet for a moment.
  */
@@ -57,11 +58,13 @@ export async function vmExec(sockets: ExecSockets, spec: string): Promise<Attach
   const stderr = new PassThrough();
   out.pipe(stdout, { end: false });
   err.pipe(stderr, { end: false });
+  const id = randomUUID().slice(0, 8);
   const exit = new Promise<number>((resolve, reject) => {
     let buffer = "";
     ctl.on("data", (d: Buffer) => {
       buffer += d.toString();
-      const m = /EXIT (\d+)\n/.exec(buffer);
+      // Statuses of requests that an earlier, interrupted client gave up on are skipped.
+      const m = new RegExp(`EXIT ${id} (\\d+)\n`).exec(buffer);
       if (!m) return;
       const status = Number(m[1]);
       void drained([out, err], 150, 2_000).then(() => {
@@ -73,7 +76,7 @@ export async function vmExec(sockets: ExecSockets, spec: string): Promise<Attach
     });
     ctl.on("close", () => reject(new OsnError(ErrorCode.RUNTIME_FAILED, "the VM's exec agent went away")));
   });
-  ctl.write(`${Buffer.from(spec).toString("base64")}\n`);
+  ctl.write(`${id} ${Buffer.from(spec).toString("base64")}\n`);
   return {
     stdout,
     stderr,

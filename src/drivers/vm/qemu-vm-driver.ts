@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import {
+  appendFileSync,
   closeSync,
   existsSync,
   ftruncateSync,
@@ -84,6 +85,9 @@ class VmPaths {
       stdout: join(this.dir, "exec-out.sock"),
       stderr: join(this.dir, "exec-err.sock"),
     };
+  }
+  get qemuLog(): string {
+    return join(this.dir, "qemu.log");
   }
   get accel(): string {
     return join(this.dir, "accel");
@@ -226,7 +230,17 @@ export class QemuVmDriver implements SandboxDriver {
     this.clearRunFiles(p);
     // The monitor: a shell in its own session that outlives the CLI and records qemu's status.
     const script = '"$@"\nrc=$?\necho $rc > "$0.tmp" && mv "$0.tmp" "$0"\nexit $rc';
-    const child = spawn("sh", ["-c", script, p.qemuExit, ...argv], { detached: true, stdio: "ignore" });
+    // qemu's own complaints (memory it cannot get, a locked disk) go to qemu.log for the errors.
+    const log = openSync(p.qemuLog, "w");
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn("sh", ["-c", script, p.qemuExit, ...argv], {
+        detached: true,
+        stdio: ["ignore", "ignore", log],
+      });
+    } finally {
+      closeSync(log);
+    }
     child.unref();
     const ref = child.pid === undefined ? undefined : refOf(child.pid);
     if (!ref) throw new OsnError(ErrorCode.RUNTIME_FAILED, `could not start qemu for ${sandbox.name}`);
@@ -246,15 +260,26 @@ export class QemuVmDriver implements SandboxDriver {
     this.clearRunFiles(p);
     const out = new FileTail(p.stdout, fileSize(p.stdout));
     const err = new FileTail(p.stderr, fileSize(p.stderr));
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: "ignore" });
+    // Its own process group: a Ctrl-C at the terminal reaches the CLI, which asks the guest to
+    // stop the workload, instead of reaching qemu, which would quit on the spot.
+    const log = openSync(p.qemuLog, "w");
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(argv[0] as string, argv.slice(1), { detached: true, stdio: ["ignore", "ignore", log] });
+    } finally {
+      closeSync(log);
+    }
+    const { accel } = await this.bootAssets();
+    const booted = this.bootWatch(p, accel, child);
     const exit = new Promise<number>((resolve, reject) => {
       child.on("error", (e) =>
         reject(new OsnError(ErrorCode.RUNTIME_FAILED, `qemu: ${e.message}`, { cause: e })),
       );
       child.on("close", async (code) => {
+        clearTimeout(booted);
         await Promise.all([out.finish(), err.finish()]);
-        const status = readText(p.status).trim();
-        if (status !== "") return resolve(Number(status));
+        const status = workloadStatus(p);
+        if (status !== null) return resolve(status);
         reject(
           new OsnError(
             ErrorCode.RUNTIME_FAILED,
@@ -275,8 +300,21 @@ export class QemuVmDriver implements SandboxDriver {
 
   status(sandbox: Sandbox): RuntimeStatus {
     if (sandbox.monitor && isAlive(sandbox.monitor)) return { running: true };
-    const status = readText(this.paths(sandbox.name).status).trim();
-    return { running: false, exitCode: status === "" ? null : Number(status) };
+    return { running: false, exitCode: workloadStatus(this.paths(sandbox.name)) };
+  }
+
+  /** A boot deadline for attached runs: a guest that never reports ready is killed. */
+  private bootWatch(p: VmPaths, accel: AccelChoice, child: ReturnType<typeof spawn>): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      if (readText(p.console).includes("OSN-READY")) return;
+      appendFileSync(
+        p.qemuLog,
+        `openshell-nix: no boot within ${BOOT_DEADLINE_MS[accel.accel] / 1000} s (${accel.accel}); killed\n`,
+      );
+      child.kill("SIGKILL");
+    }, BOOT_DEADLINE_MS[accel.accel]);
+    timer.unref();
+    return timer;
   }
 
   /**
@@ -450,6 +488,16 @@ function hostTscKhz(): number | undefined {
 }
 
 function consoleTail(p: VmPaths): string {
+  const qemu = lastLines(readText(p.qemuLog), 4);
   const lines = lastLines(readText(p.console).replace(/\r/g, ""), 6);
-  return lines ? `; console:\n${lines}` : "";
+  return `${qemu ? `; qemu: ${qemu}` : ""}${lines ? `; console:\n${lines}` : ""}`;
+}
+
+/**
+ * The workload's exit status as the guest reported it: one number, 0–255. Root in the guest
+ * can write to the status port itself, so anything else is no status at all.
+ */
+function workloadStatus(p: VmPaths): number | null {
+  const text = readText(p.status).trim();
+  return /^\d{1,3}$/.test(text) && Number(text) <= 255 ? Number(text) : null;
 }

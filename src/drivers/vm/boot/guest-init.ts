@@ -1,8 +1,8 @@
 /**
  * PID 1 of the guest, from the initramfs (busybox sh). It mounts the bundle image (/dev/vda,
  * read-only erofs), the sandbox's writable layer (/dev/vdb ext4 when the sandbox keeps its
- * files, else a tmpfs), builds the /nix/store overlay, pivots into a minimal root and runs the
- * workload. The workload's spec (a shell fragment written by guestSpec()) comes from fw_cfg:
+ * files, else a tmpfs), builds the /nix/store overlay and runs the workload chrooted into a
+ * minimal root. The workload's spec (a shell fragment written by guestSpec()) comes from fw_cfg:
  * no size limit, unlike the kernel command line. Its stdout, stderr and exit status leave
  * through virtio-serial ports that the host connects to files. Lines starting with OSN- on the
  * console mark progress for the host.
@@ -77,13 +77,15 @@ echo "OSN-READY"
   done ) &
 ctlpid=$!
 # The exec agent: one request at a time on the exec port (a base64 spec like the workload's),
-# its output on two ports of its own, then "EXIT <status>" back on the exec port.
+# its output on two ports of its own, then "EXIT <id> <status>" back on the exec port. The id
+# ties a status to its request: a host that gave up on one exec never takes its status for
+# the next one's.
 xctl=$(port org.openshell.exec); xout=$(port org.openshell.exec-out); xerr=$(port org.openshell.exec-err)
 [ -n "$xctl" ] && [ -n "$xout" ] && [ -n "$xerr" ] && ( while :; do
-    while read -r req <&3; do
+    while read -r id req <&3; do
       echo "$req" | base64 -d > /tmp/exec.sh
       ( . /tmp/exec.sh; env -i "$@" ) > "$xout" 2> "$xerr" < /dev/null
-      echo "EXIT $?" >&3
+      echo "EXIT $id $?" >&3
     done 3<> "$xctl"
     usleep 100000
   done ) &
