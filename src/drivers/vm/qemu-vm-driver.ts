@@ -249,6 +249,8 @@ export class QemuVmDriver implements SandboxDriver {
       await this.waitReady(sandbox, p, accel, () => !isAlive(ref));
     } catch (err) {
       killGroup(ref);
+      await waitDead(ref, 5_000);
+      await removeCgroup(this.cgroups, this.cgroupPath(sandbox.name));
       throw err;
     }
     return ref;

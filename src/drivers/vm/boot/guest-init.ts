@@ -95,6 +95,8 @@ rc=$?
 kill $ctlpid $xpid 2>/dev/null
 echo "$rc" > "$st"
 echo "OSN-EXIT $rc"
+# Whatever the workload or an exec left running goes first, so the disk can be unmounted.
+kill -KILL -1 2>/dev/null
 sync
 umount /newroot/root /newroot/nix/store 2>/dev/null
 umount /rw 2>/dev/null

@@ -77,7 +77,8 @@ export function qemuArgv(config: QemuVmConfig): string[] {
   const argv = [
     "qemu-system-x86_64",
     "-accel",
-    config.accel,
+    // TCG's translation cache would otherwise grow to 1 GiB, past qemu's cgroup allowance.
+    config.accel === "tcg" ? "tcg,tb-size=256" : config.accel,
     "-M",
     machine,
     "-cpu",
