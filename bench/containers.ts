@@ -37,7 +37,7 @@ import { oursFootprint, podmanFootprint } from "./lib/footprints.js";
 import { PodmanStore, podmanRuntime } from "./lib/podman-store.js";
 import { renderReport } from "./lib/render-report.js";
 import { ROW } from "./lib/rows.js";
-import { finishBench, runBench } from "./lib/run-bench.js";
+import { finishBench, interruptOnSigint, runBench } from "./lib/run-bench.js";
 import { runInterleaved } from "./lib/run-interleaved.js";
 import { settleDisk } from "./lib/settle-disk.js";
 import { warmVariants } from "./lib/warm-variants.js";
@@ -65,12 +65,7 @@ function cliPath(): string | undefined {
 
 async function main(): Promise<void> {
   const { runs } = parseOptions();
-  const interrupt = new AbortController();
-  process.on("SIGINT", () => {
-    if (interrupt.signal.aborted) process.exit(130); // a second ^C: leave now, cleanup or not
-    interrupt.abort();
-    process.stderr.write("interrupted: stopping after the current run, then cleaning up\n");
-  });
+  const interrupt = interruptOnSigint();
   const cleanup = new CleanupStack();
   const sweeper = new CgroupSweeper(detectCgroupLayout());
   try {

@@ -25,7 +25,7 @@ import { guestSpec } from "../src/drivers/vm/boot/guest-init.js";
 import { detectCgroupLayout } from "../src/host/cgroups.js";
 import { CleanupStack } from "../src/process/cleanup-stack.js";
 import { CgroupSweeper } from "./lib/cgroup-sweeper.js";
-import { finishBench, runBench } from "./lib/run-bench.js";
+import { finishBench, interruptOnSigint, runBench } from "./lib/run-bench.js";
 import { runInterleaved, type Variant } from "./lib/run-interleaved.js";
 import { settleDisk } from "./lib/settle-disk.js";
 import { observeRun, oursFootprint, timeVmServiceRun } from "./lib/vm-api.js";
@@ -67,12 +67,7 @@ function textDifference(a: string, b: string): string | undefined {
 
 async function main(): Promise<void> {
   const { runs, accel } = parseOptions();
-  const interrupt = new AbortController();
-  process.on("SIGINT", () => {
-    if (interrupt.signal.aborted) process.exit(130); // a second ^C: leave now, cleanup or not
-    interrupt.abort();
-    process.stderr.write("interrupted: stopping after the current run, then cleaning up\n");
-  });
+  const interrupt = interruptOnSigint();
   const cleanup = new CleanupStack();
   // The driver puts each VM's qemu in a cgroup of its sandbox; sweep what is left empty.
   const sweeper = new CgroupSweeper(detectCgroupLayout());

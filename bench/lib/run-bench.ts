@@ -18,3 +18,14 @@ export function runBench(main: () => Promise<void>): void {
     process.exitCode = 1;
   });
 }
+
+/** First ^C: stop after the current run and clean up; second ^C: leave at once. */
+export function interruptOnSigint(): AbortController {
+  const interrupt = new AbortController();
+  process.on("SIGINT", () => {
+    if (interrupt.signal.aborted) process.exit(130); // a second ^C: leave now, cleanup or not
+    interrupt.abort();
+    process.stderr.write("interrupted: stopping after the current run, then cleaning up\n");
+  });
+  return interrupt;
+}

@@ -1,14 +1,6 @@
-import {
-  closeSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { makeSparseFile } from "../../src/common/fs.js";
 import { GUEST_BUSYBOX, GUEST_MODULES } from "../../src/drivers/vm/boot/boot-assets.js";
 import { type CpioEntry, writeCpio } from "../../src/drivers/vm/boot/cpio.js";
 import { GUEST_INIT, guestSpec } from "../../src/drivers/vm/boot/guest-init.js";
@@ -84,12 +76,7 @@ export class Qcow2Template {
     // Room for the data, the journal and the metadata; inodes for every file with slack.
     const ext4Bytes = Math.ceil((stagedKiB * 1024 * 1.3) / MiB + 64) * MiB;
     const raw = join(dir, "template.ext4");
-    const fd = openSync(raw, "w", 0o600);
-    try {
-      ftruncateSync(fd, ext4Bytes);
-    } finally {
-      closeSync(fd);
-    }
+    makeSparseFile(raw, ext4Bytes);
     await runCommand([
       "mkfs.ext4",
       "-q",

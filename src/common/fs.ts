@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync } from "node:fs";
 
 /** Entries of a directory, or none when it does not exist (yet). */
 export function listDir(dir: string): string[] {
@@ -15,5 +15,15 @@ export function readText(file: string): string {
     return readFileSync(file, "utf8");
   } catch {
     return "";
+  }
+}
+
+/** A sparse file of `bytes` (0600): it occupies disk only where it is written. */
+export function makeSparseFile(path: string, bytes: number): void {
+  const fd = openSync(path, "w", 0o600);
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
   }
 }

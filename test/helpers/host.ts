@@ -22,20 +22,29 @@ import type { CreateRequest } from "../../src/sandbox/sandbox-service.js";
 /**
  * Why the integration tests cannot run here, or undefined when they can. In CI a missing
  * feature is an error, never a skip: a green run must mean the sandboxes were really tested.
+ * `extra` names more tools a test file needs, with how to install them.
  */
-export function missingHostFeature(): string | undefined {
-  const why = probeHost();
+export function missingHostFeature(extra?: { tools: string[]; install: string }): string | undefined {
+  const why =
+    probeHost(
+      ["crun", "mkfs.erofs", "nix-store", "nix-build"],
+      "run .ci/run, or: apt-get install crun erofs-utils nix-bin",
+    ) ?? (extra ? missingTool(extra.tools, extra.install) : undefined);
   if (why && process.env.CI) throw new Error(`CI host cannot run the integration tests: ${why}`);
   return why;
 }
 
-function probeHost(): string | undefined {
+function probeHost(tools: string[], install: string): string | undefined {
   if (process.geteuid?.() !== 0) return "needs root (mounts, loop devices, crun)";
-  for (const bin of ["crun", "mkfs.erofs", "nix-store", "nix-build"]) {
+  return missingTool(tools, install);
+}
+
+function missingTool(tools: string[], install: string): string | undefined {
+  for (const bin of tools) {
     try {
       execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
     } catch {
-      return `needs ${bin} (run .ci/run, or: apt-get install crun erofs-utils nix-bin)`;
+      return `needs ${bin} (${install})`;
     }
   }
   return undefined;

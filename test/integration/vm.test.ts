@@ -21,22 +21,10 @@ import {
   treeHash,
 } from "../helpers/host.js";
 
-function missingVmFeature(): string | undefined {
-  const base = missingHostFeature();
-  if (base) return base;
-  for (const bin of ["qemu-system-x86_64", "mkfs.ext4", "xz"]) {
-    try {
-      execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
-    } catch {
-      const why = `needs ${bin} (apt-get install qemu-system-x86 e2fsprogs xz-utils)`;
-      if (process.env.CI) throw new Error(why);
-      return why;
-    }
-  }
-  return undefined;
-}
-
-const skip = missingVmFeature();
+const skip = missingHostFeature({
+  tools: ["qemu-system-x86_64", "mkfs.ext4", "xz"],
+  install: "apt-get install qemu-system-x86 e2fsprogs xz-utils",
+});
 
 // TCG: these machines have /dev/kvm, but nested KVM guests hang (see the probe test below).
 describe.skipIf(skip)(`microVM sandboxes (TCG)${skip ? ` (skipped: ${skip})` : ""}`, () => {

@@ -3,7 +3,6 @@ import {
   appendFileSync,
   closeSync,
   existsSync,
-  ftruncateSync,
   mkdirSync,
   openSync,
   readFileSync,
@@ -14,7 +13,7 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, OsnError } from "../../common/errors.js";
-import { listDir, readText } from "../../common/fs.js";
+import { listDir, makeSparseFile, readText } from "../../common/fs.js";
 import { joinCgroupArgv, makeCgroup, removeCgroup } from "../../host/cgroup-limits.js";
 import type { CgroupLayout } from "../../host/cgroups.js";
 import { isAlive, killGroup, type ProcessRef, processGroup, refOf, waitDead } from "../../host/proc.js";
@@ -458,12 +457,7 @@ function openControl(p: VmPaths): Promise<Socket | undefined> {
 }
 
 async function makeDisk(path: string, bytes: number): Promise<void> {
-  const fd = openSync(path, "w", 0o600);
-  try {
-    ftruncateSync(fd, bytes);
-  } finally {
-    closeSync(fd);
-  }
+  makeSparseFile(path, bytes);
   // Sparse: the host pays for what the guest writes. Lazy init keeps mkfs to milliseconds, and
   // without the blocks reserved for growing the file system a new disk costs ~200 KiB, not 2 MiB.
   await runCommand([
