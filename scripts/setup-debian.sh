@@ -12,9 +12,10 @@ fi
 
 # The host tools a sandbox uses, and the Debian binaries the embedded demo bundle is made of.
 # nix-setup-systemd creates the nixbld build users (without them builds run as root).
-# qemu, the Debian kernel (guest), xz (to unpack it) and e2fsprogs (VM disks) are for VM sandboxes.
+# qemu, the Debian kernel (guest), xz (to unpack it) and e2fsprogs (VM disks) are for VM sandboxes;
+# slirp4netns gives container sandboxes of the OpenShell driver a route to the gateway.
 packages=(nix-bin nix-setup-systemd erofs-utils crun util-linux mount patchelf busybox-static python3.11
-  qemu-system-x86 linux-image-amd64 xz-utils e2fsprogs ${EXTRA_PACKAGES:-})
+  qemu-system-x86 linux-image-amd64 xz-utils e2fsprogs slirp4netns ${EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

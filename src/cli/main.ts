@@ -1,15 +1,15 @@
 import { Command, CommanderError } from "commander";
 import { isOsnError, OsnError } from "../common/errors.js";
+import { VERSION } from "../common/version.js";
 import { registerBundle } from "./commands/bundle.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerLifecycle } from "./commands/lifecycle.js";
 import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
 import { CliContext, type GlobalFlags } from "./context.js";
 import { EXIT_FOR_CODE, EXIT_SANDBOX_FAILED } from "./exit-codes.js";
 import { style } from "./output.js";
-
-const VERSION = "0.1.0";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("openshell-nix")
@@ -32,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInspect(program, ctx);
   registerBundle(program, ctx);
   registerDoctor(program);
+  registerServe(program, ctx);
 
   const verb = verbOf(argv.slice(2));
   try {

@@ -1,7 +1,7 @@
 /**
  * The one error class of openshell-nix. Every failure a caller may want to branch on carries a
  * stable `code`; messages are for people and may change. The CLI maps codes to exit statuses
- * (`cli/exit-codes.ts`) and the daemon will map them to gRPC statuses in one table as well.
+ * (`cli/exit-codes.ts`) and the daemon maps them to gRPC statuses (`driver/grpc-status.ts`).
  */
 export const ErrorCode = {
   /** A name (sandbox, bundle) is not of the allowed form; nothing was changed. */
@@ -18,6 +18,8 @@ export const ErrorCode = {
   ALREADY_EXISTS: "ALREADY_EXISTS",
   /** The operation does not apply to the sandbox's current state (exec into a stopped one…). */
   INVALID_STATE: "INVALID_STATE",
+  /** Well-formed, but asks for what this host or driver does not offer (GPUs, platform config). */
+  UNSUPPORTED: "UNSUPPORTED",
   /** The config file is unreadable or does not match the schema. */
   CONFIG_INVALID: "CONFIG_INVALID",
   /** The host lacks something we need (a binary, a filesystem, root); `doctor` explains. */

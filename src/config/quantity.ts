@@ -41,3 +41,16 @@ export function formatBytes(bytes: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+/** Parse a Kubernetes CPU quantity: cores ("2", "1.5") or millicores ("500m"). */
+export function parseCpu(value: string, what = "cpu"): number {
+  const m = /^(\d+(?:\.\d+)?)(m?)$/.exec(value.trim());
+  const cores = m ? Number(m[1]) / (m[2] === "m" ? 1000 : 1) : Number.NaN;
+  if (!(cores > 0 && cores <= 1024)) {
+    throw new OsnError(
+      ErrorCode.INVALID_ARGUMENT,
+      `invalid ${what} ${JSON.stringify(value)}: use cores ("2", "0.5") or millicores ("500m"), at most 1024`,
+    );
+  }
+  return cores;
+}

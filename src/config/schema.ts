@@ -40,6 +40,31 @@ export const ConfigSchema = z
       .strict()
       .optional(),
     bundles: z.record(z.string(), BundleSchema).optional(),
+    driver: z
+      .object({
+        /** The driver's name in GetCapabilities (the gateway routes by its own configured name). */
+        name: z.string().min(1).max(63).optional(),
+        /** Where `serve` listens; its directory is made 0700 and the socket 0600. */
+        socketPath: z.string().startsWith("/").optional(),
+        /**
+         * The OpenShell gateway as this host reaches it (http://127.0.0.1:17670). Inside a
+         * sandbox a loopback host becomes host.openshell.internal, the sandbox's route to the host.
+         */
+        gatewayEndpoint: z.string().url().optional(),
+        /**
+         * The OpenShell supervisor (openshell-sandbox): a store path of the binary or of a package
+         * with bin/openshell-sandbox. Default: bin/openshell-sandbox of the sandbox's bundle.
+         */
+        supervisor: z.string().startsWith("/nix/store/").optional(),
+        /** The image the gateway uses when a create names none (default nix:demo). */
+        defaultImage: z.string().min(1).optional(),
+        /** Sandbox kind when driver_config does not say (default: defaultKind, else container). */
+        defaultKind: z.enum(["container", "vm"]).optional(),
+        /** OPENSHELL_LOG_LEVEL when the gateway sends none. */
+        logLevel: z.string().optional(),
+      })
+      .strict()
+      .optional(),
     vm: z
       .object({
         /** Guest kernel image (bzImage or vmlinux); default: the newest /boot/vmlinuz-*. */

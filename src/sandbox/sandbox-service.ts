@@ -14,7 +14,14 @@ import type { StateLayout } from "../state/layout.js";
 import type { Locks } from "../state/locks.js";
 import type { SandboxRepo } from "../state/sandbox-repo.js";
 import type { AttachedProcess, ExecIo, SandboxDriver } from "./driver.js";
-import type { ResourceLimits, Sandbox, SandboxKind, SandboxSpec } from "./types.js";
+import type {
+  ResourceLimits,
+  Sandbox,
+  SandboxFile,
+  SandboxKind,
+  SandboxNetwork,
+  SandboxSpec,
+} from "./types.js";
 
 export interface CreateRequest extends BundleRequest {
   name?: string;
@@ -24,6 +31,13 @@ export interface CreateRequest extends BundleRequest {
   limits?: Limits;
   /** Remove rather than keep the sandbox if its managing process dies (`run`). */
   ephemeral?: boolean;
+  /** Files put into the sandbox before it starts (below /etc/openshell or /opt/openshell). */
+  files?: SandboxFile[];
+  network?: SandboxNetwork;
+  /** Give the sandbox an FHS view of the bundle's programs (SandboxSpec.links). */
+  fhs?: boolean;
+  /** Store paths added to the bundle's closure (the OpenShell supervisor). */
+  extraToplevels?: string[];
 }
 
 export interface ServiceDeps {
@@ -73,7 +87,9 @@ export class SandboxService {
     if (command.some((a) => a.includes("\0"))) {
       throw new OsnError(ErrorCode.INVALID_ARGUMENT, "command arguments must not contain NUL bytes");
     }
+    const files = validateFiles(req.files ?? []);
     const bundle = await this.deps.bundles.resolve(req, progress);
+    const toplevels = [...new Set([...bundle.toplevels, ...(req.extraToplevels ?? [])])];
     const limits = resolveLimits(this.deps.config.limits, bundle.config?.limits, req.limits);
     if (this.deps.repo.exists(name))
       throw new OsnError(ErrorCode.ALREADY_EXISTS, `a sandbox named ${name} already exists`);
@@ -82,9 +98,12 @@ export class SandboxService {
       command,
       env,
       limits,
-      toplevels: bundle.toplevels,
+      toplevels,
       imageKey: "",
       ephemeral: req.ephemeral === true,
+      ...(files.length > 0 ? { files } : {}),
+      ...(req.network && req.network !== "none" ? { network: req.network } : {}),
+      ...(req.fhs ? { links: [] } : {}),
     };
     this.deps.repo.insertCreating({
       name,
@@ -98,7 +117,7 @@ export class SandboxService {
     const undo = new CleanupStack();
     undo.push("row", () => this.deps.repo.delete(name));
     try {
-      const { image } = await this.deps.images.ensure(bundle.toplevels, progress);
+      const { image } = await this.deps.images.ensure(toplevels, progress);
       const fullSpec = completeSpec(spec, image);
       const sandbox: Sandbox = { ...this.deps.repo.mustGet(name), imageKey: image.key, spec: fullSpec };
       undo.push("host resources", () => driver.remove(sandbox));
@@ -209,6 +228,21 @@ export class SandboxService {
 
   get(name: string): Sandbox {
     return this.refresh(this.deps.repo.mustGet(validateName("sandbox", name)));
+  }
+
+  /** The sandbox of that name, refreshed, or undefined. */
+  find(name: string): Sandbox | undefined {
+    const sb = this.deps.repo.get(name);
+    return sb ? this.refresh(sb) : undefined;
+  }
+
+  exists(name: string): boolean {
+    return this.deps.repo.exists(name);
+  }
+
+  /** Throws as create would for limits that are out of range. */
+  checkLimits(bundle: string, limits: Limits): void {
+    resolveLimits(this.deps.config.limits, this.deps.bundles.configured(bundle)?.limits, limits);
   }
 
   list(): Sandbox[] {
@@ -332,6 +366,28 @@ function isAbandoned(sb: Sandbox): boolean {
   return sb.spec.ephemeral === true && !isAlive(sb.owner ?? sb.monitor);
 }
 
+const FILE_ROOTS = ["/etc/openshell/", "/opt/openshell/"];
+
+/** Files for the sandbox: only below the OpenShell roots, no `..`, no odd modes. */
+function validateFiles(files: SandboxFile[]): SandboxFile[] {
+  for (const f of files) {
+    const parts = f.path.split("/");
+    if (
+      !FILE_ROOTS.some((r) => f.path.startsWith(r)) ||
+      parts.some((p, i) => i > 0 && (p === "" || p === "." || p === "..")) ||
+      f.path.includes("\0")
+    ) {
+      throw new OsnError(
+        ErrorCode.INVALID_ARGUMENT,
+        `invalid sandbox file path ${JSON.stringify(f.path)}: use a plain path below ${FILE_ROOTS.join(" or ")}`,
+      );
+    }
+    if (!(Number.isInteger(f.mode) && f.mode >= 0 && f.mode <= 0o777))
+      throw new OsnError(ErrorCode.INVALID_ARGUMENT, `invalid mode ${f.mode} for ${f.path}`);
+  }
+  return files;
+}
+
 function validateEnv(env: Record<string, string>): Record<string, string> {
   for (const [k, v] of Object.entries(env)) {
     if (!ENV_NAME.test(k))
@@ -384,13 +440,39 @@ function completeSpec(spec: SandboxSpec, image: ImageInfo): SandboxSpec {
   const shell = find("sh");
   const envTool = find("env");
   const command = spec.command.length > 0 ? spec.command : idleCommand(shell, find("sleep"));
+  const links = spec.links ? fhsLinks(spec.toplevels) : undefined;
   const env: Record<string, string> = {
     PATH: bins.join(":") || "/bin",
     HOME: "/root",
     LANG: "C.UTF-8",
     ...spec.env,
   };
-  return { ...spec, command, idle: spec.command.length === 0, env, shell, envTool, imageKey: image.key };
+  return {
+    ...spec,
+    command,
+    idle: spec.command.length === 0,
+    env,
+    shell,
+    envTool,
+    imageKey: image.key,
+    ...(links ? { links } : {}),
+  };
+}
+
+/**
+ * /usr/bin/<tool> → the store, for every program in the bundle's bin and sbin directories; the
+ * first top-level path that has a tool wins, as on PATH.
+ */
+export function fhsLinks(toplevels: string[]): [string, string][] {
+  const links = new Map<string, string>();
+  for (const top of toplevels) {
+    for (const dir of ["bin", "sbin"]) {
+      for (const name of listDir(join(top, dir)).sort()) {
+        if (!links.has(name) && /^[A-Za-z0-9._+-]+$/.test(name)) links.set(name, `${top}/${dir}/${name}`);
+      }
+    }
+  }
+  return [...links].map(([name, target]) => [`/usr/bin/${name}`, target]);
 }
 
 /**

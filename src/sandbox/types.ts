@@ -13,6 +13,21 @@ export interface ResourceLimits {
   pids?: number;
 }
 
+/** A file put into the sandbox's root before its workload starts (the supervisor's token). */
+export interface SandboxFile {
+  /** Absolute path inside the sandbox, below /etc/openshell or /opt/openshell. */
+  path: string;
+  mode: number;
+  content: string;
+}
+
+/**
+ * A container's network: `none` is loopback only; `slirp` adds user-mode networking
+ * (slirp4netns) through which the sandbox reaches the host as host.openshell.internal. VMs
+ * always have slirp networking from qemu.
+ */
+export type SandboxNetwork = "none" | "slirp";
+
 /** Everything needed to (re)start a sandbox; stored as JSON with the row. */
 export interface SandboxSpec {
   /** The workload; empty means the bundle's idle entrypoint (`sleep infinity`). */
@@ -31,6 +46,15 @@ export interface SandboxSpec {
   idle?: boolean;
   /** Made by `run`: removed, not kept, when its process dies. */
   ephemeral?: boolean;
+  /** Secret-bearing files (a token): never printed by inspect. */
+  files?: SandboxFile[];
+  network?: SandboxNetwork;
+  /**
+   * An FHS view of the bundle: /usr/bin/<tool> links into the store for every program in the
+   * bundle's bin and sbin, with /bin, /sbin and /usr/sbin pointing at /usr/bin (merged /usr).
+   * Software that looks its helpers up at fixed paths (the OpenShell supervisor) needs it.
+   */
+  links?: [string, string][];
 }
 
 export interface Sandbox {

@@ -52,6 +52,22 @@ const MIGRATIONS: readonly string[] = [
     start        TEXT NOT NULL
   );
   `,
+  `
+  -- Sandboxes the OpenShell gateway asked the driver for, by the gateway's id. The sandbox
+  -- itself is a row of 'sandboxes' (named 'sandbox' here) once provisioning has made it.
+  CREATE TABLE driver_sandboxes (
+    id            TEXT PRIMARY KEY,
+    sandbox       TEXT NOT NULL UNIQUE,
+    gateway_name  TEXT NOT NULL,
+    plan          TEXT NOT NULL,   -- JSON DriverPlan; holds the sandbox token (root-only dir)
+    intent        TEXT NOT NULL,   -- running | stopped: what the gateway last asked for
+    phase         TEXT NOT NULL,   -- provisioning | active | failed | deleting
+    reason        TEXT,            -- for failed: a terminal reason (ProvisioningFailed…)
+    message       TEXT,
+    changed_at    TEXT NOT NULL,   -- last transition, reported in conditions
+    created_at    TEXT NOT NULL
+  );
+  `,
 ];
 
 export function openDb(file: string): Db {

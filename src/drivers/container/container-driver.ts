@@ -51,6 +51,16 @@ export class ContainerPaths {
   get home(): string {
     return join(this.dir, "home");
   }
+  get workspace(): string {
+    return join(this.dir, "sandbox");
+  }
+  /** The network namespace of a slirp sandbox, bound here only inside its monitor's mount namespace. */
+  get netns(): string {
+    return join(this.dir, "netns");
+  }
+  get slirpLog(): string {
+    return join(this.dir, "slirp4netns.log");
+  }
   get stdout(): string {
     return join(this.dir, "stdout.log");
   }
@@ -98,11 +108,16 @@ export class CrunContainerDriver implements SandboxDriver {
 
   async prepare(sandbox: Sandbox, image: ImageInfo): Promise<void> {
     const p = this.paths(sandbox.name);
-    for (const d of [p.bundle, p.upper, p.work, p.home]) mkdirSync(d, { recursive: true });
+    for (const d of [p.bundle, p.upper, p.work, p.home, p.workspace]) mkdirSync(d, { recursive: true });
+    const slirp = sandbox.spec.network === "slirp";
     writeRootfs(p.rootfs, {
       hostname: sandbox.name,
       shell: sandbox.spec.shell,
       envTool: sandbox.spec.envTool,
+      links: sandbox.spec.links,
+      files: sandbox.spec.files,
+      // slirp4netns puts the host's loopback at 10.0.2.2, as qemu's slirp does for VMs.
+      hosts: slirp ? ["10.0.2.2 host.openshell.internal"] : [],
     });
     const lowerDir = await this.lowers.acquire(image.key, sandbox.name);
     const config = buildOciConfig({
@@ -113,6 +128,8 @@ export class CrunContainerDriver implements SandboxDriver {
       upperDir: p.upper,
       workDir: p.work,
       homeDir: p.home,
+      workspaceDir: p.workspace,
+      netnsPath: slirp ? p.netns : undefined,
       cgroupsPath: this.cgroupsPath(sandbox.name),
       limits: sandbox.spec.limits,
     });
@@ -153,6 +170,15 @@ export class CrunContainerDriver implements SandboxDriver {
   }
 
   async startAttached(sandbox: Sandbox, stdin: "inherit" | "ignore" = "ignore"): Promise<AttachedProcess> {
+    if (sandbox.spec.network === "slirp") {
+      throw new OsnError(
+        ErrorCode.INVALID_ARGUMENT,
+        "attached runs of networked container sandboxes are not supported",
+        {
+          hint: "create and start the sandbox instead",
+        },
+      );
+    }
     const p = this.paths(sandbox.name);
     await this.ensureLower(sandbox);
     this.clearRunFiles(p);
@@ -206,9 +232,12 @@ export class CrunContainerDriver implements SandboxDriver {
       await this.signal(sandbox, "SIGTERM");
       if (!(await waitDead(monitor, graceMs))) {
         await this.signal(sandbox, "SIGKILL");
-        if (!(await waitDead(monitor, 5_000))) process.kill(monitor.pid, "SIGKILL");
+        // The whole group: slirp4netns, if any, is in it.
+        if (!(await waitDead(monitor, 5_000))) killGroup(monitor);
       }
     }
+    // A monitor that died abruptly cannot have stopped its slirp4netns.
+    if (sandbox.spec.network === "slirp") await killMentioning(this.paths(sandbox.name).netns);
     // `crun run` deletes its container when the workload ends; after a kill of crun itself the
     // container state is left behind, so delete it (a no-op error when it is gone).
     await runCommandStatus(crunArgv(this.crun, ["delete", "--force", sandbox.name]));
@@ -288,6 +317,7 @@ export class CrunContainerDriver implements SandboxDriver {
     return crunArgv(this.crun, ["run", "--bundle", p.bundle, "--pid-file", p.pidFile, sandbox.name], {
       recordExitTo,
       dropMounts: imageMountsExcept(this.layout.mount(sandbox.imageKey)),
+      slirp: sandbox.spec.network === "slirp" ? { netns: p.netns, log: p.slirpLog } : undefined,
     });
   }
 
@@ -350,6 +380,17 @@ export class CrunContainerDriver implements SandboxDriver {
         // busy for a moment after a kill; reconcile retries
       }
     }
+  }
+}
+
+async function killMentioning(needle: string): Promise<void> {
+  for (const ref of processesMentioning(needle)) {
+    try {
+      process.kill(ref.pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+    await waitDead(ref, 5_000);
   }
 }
 

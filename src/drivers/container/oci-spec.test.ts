@@ -10,6 +10,7 @@ const input = {
   upperDir: "/s/upper",
   workDir: "/s/work",
   homeDir: "/s/home",
+  workspaceDir: "/s/sandbox",
   cgroupsPath: "/openshell-nix/t/box",
   limits: { memoryBytes: 64 * 2 ** 20, pids: 50, cpus: 0.5 },
 };

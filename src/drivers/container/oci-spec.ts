@@ -38,6 +38,10 @@ export interface OciConfigInput {
   workDir: string;
   /** Persistent home directory, bind-mounted at /root. */
   homeDir: string;
+  /** Persistent work directory, bind-mounted at /sandbox (the OpenShell supervisor's workdir). */
+  workspaceDir: string;
+  /** A network namespace to join (slirp networking); absent: a private one with loopback only. */
+  netnsPath?: string;
   cgroupsPath: string;
   limits: ResourceLimits;
 }
@@ -59,7 +63,7 @@ export interface OciConfig {
   hostname: string;
   mounts: { destination: string; type: string; source: string; options?: string[] }[];
   linux: {
-    namespaces: { type: string }[];
+    namespaces: { type: string; path?: string }[];
     cgroupsPath: string;
     resources: Record<string, unknown>;
     maskedPaths: string[];
@@ -147,6 +151,8 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
+      // Sockets and pid files (the supervisor's /run/openshell): the root itself is read-only.
+      { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"] },
       {
         // The writable store: the shared image below, this sandbox's own directories on top.
         destination: "/nix/store",
@@ -166,10 +172,22 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         source: input.homeDir,
         options: ["rbind", "rw", "nosuid", "nodev"],
       },
+      {
+        destination: "/sandbox",
+        type: "bind",
+        source: input.workspaceDir,
+        options: ["rbind", "rw", "nosuid", "nodev"],
+      },
     ],
     linux: {
       // No user namespace yet: see docs/security.md for why root inside is still not host root.
-      namespaces: [{ type: "pid" }, { type: "mount" }, { type: "ipc" }, { type: "uts" }, { type: "network" }],
+      namespaces: [
+        { type: "pid" },
+        { type: "mount" },
+        { type: "ipc" },
+        { type: "uts" },
+        input.netnsPath ? { type: "network", path: input.netnsPath } : { type: "network" },
+      ],
       cgroupsPath: input.cgroupsPath,
       resources: ociResources(input.limits),
       maskedPaths: [

@@ -162,7 +162,11 @@ export class QemuVmDriver implements SandboxDriver {
         command: sandbox.spec.command,
         shell: sandbox.spec.shell,
         envTool: sandbox.spec.envTool,
+        links: sandbox.spec.links,
+        files: sandbox.spec.files,
       }),
+      // It may carry the supervisor's token.
+      { mode: 0o600 },
     );
     if (!existsSync(image.path)) throw new OsnError(ErrorCode.INTERNAL, `image ${image.path} vanished`);
     // A `run` sandbox keeps nothing: its writable layer is a tmpfs in the guest.

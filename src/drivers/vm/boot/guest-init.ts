@@ -1,3 +1,5 @@
+import type { SandboxFile } from "../../../sandbox/types.js";
+
 /**
  * PID 1 of the guest, from the initramfs (busybox sh). It mounts the bundle image (/dev/vda,
  * read-only erofs), the sandbox's writable layer (/dev/vdb ext4 when the sandbox keeps its
@@ -30,11 +32,21 @@ mount -t erofs -o ro /dev/vda /image || fail "cannot mount the bundle image"
 # noinit_itable: the kernel would otherwise zero the lazily-made inode tables in the background,
 # turning the host's sparse disk file into allocated blocks for nothing.
 if [ -b /dev/vdb ]; then mount -t ext4 -o noinit_itable /dev/vdb /rw || fail "cannot mount the writable disk"; else mount -t tmpfs -o mode=0755 rw /rw; fi
-mkdir -p /rw/upper /rw/work /rw/home /newroot
+mkdir -p /rw/upper /rw/work /rw/home /rw/sandbox /newroot
 mount -t tmpfs -o mode=0755 root /newroot
-cd /newroot && mkdir -p nix/store proc sys dev tmp root etc bin usr/bin run
+cd /newroot
+# An FHS view of the bundle (merged /usr): one ln for all links, each named after its target.
+if [ -n "$OSN_LINK_TARGETS" ]; then
+  mkdir -p usr/bin && ln -s usr/bin bin && ln -s usr/bin sbin && ln -s bin usr/sbin && ln -s $OSN_LINK_TARGETS usr/bin/
+fi
+mkdir -p nix/store proc sys dev tmp root sandbox etc bin usr/bin run
 mount -t overlay overlay -o "lowerdir=/image/nix/store,upperdir=/rw/upper,workdir=/rw/work" /newroot/nix/store || fail "cannot mount the store overlay"
 mount --bind /rw/home /newroot/root
+mount --bind /rw/sandbox /newroot/sandbox
+# Files for the workload (the supervisor's token): path, octal mode, base64 content per line.
+[ -n "$OSN_FILES" ] && echo "$OSN_FILES" | ( umask 077; while read -r f m c; do
+  mkdir -p ".$(dirname "$f")" && echo "$c" | base64 -d > ".$f" && chmod "$m" ".$f" || fail "cannot write $f"
+done )
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
@@ -51,8 +63,8 @@ if ip link set eth0 up 2>/dev/null; then
   printf 'nameserver 10.0.2.3\n' > etc/resolv.conf
 fi
 hostname "$OSN_HOSTNAME"
-[ -n "$OSN_SHELL" ] && ln -s "$OSN_SHELL" bin/sh
-[ -n "$OSN_ENVTOOL" ] && ln -s "$OSN_ENVTOOL" usr/bin/env
+[ -z "$OSN_LINK_TARGETS" ] && [ -n "$OSN_SHELL" ] && ln -s "$OSN_SHELL" bin/sh
+[ -z "$OSN_LINK_TARGETS" ] && [ -n "$OSN_ENVTOOL" ] && ln -s "$OSN_ENVTOOL" usr/bin/env
 port() { for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = "$1" ] && echo /dev/$(basename "$p"); done; }
 out=$(port org.openshell.stdout); err=$(port org.openshell.stderr); st=$(port org.openshell.status); ctl=$(port org.openshell.control)
 [ -n "$out" ] && [ -n "$err" ] && [ -n "$st" ] && [ -n "$ctl" ] || fail "virtio-serial ports missing"
@@ -98,7 +110,7 @@ echo "OSN-EXIT $rc"
 # Whatever the workload or an exec left running goes first, so the disk can be unmounted.
 kill -KILL -1 2>/dev/null
 sync
-umount /newroot/root /newroot/nix/store 2>/dev/null
+umount /newroot/root /newroot/sandbox /newroot/nix/store 2>/dev/null
 umount /rw 2>/dev/null
 reboot -f
 `;
@@ -109,6 +121,8 @@ export interface GuestSpecInput {
   command: string[];
   shell?: string;
   envTool?: string;
+  links?: [string, string][];
+  files?: SandboxFile[];
 }
 
 function q(s: string): string {
@@ -123,10 +137,22 @@ export function guestSpec(input: GuestSpecInput): string {
     "/newroot",
     ...input.command,
   ];
+  const targets = (input.links ?? []).map(([link, target]) => {
+    // The guest makes every link with one `ln -s TARGET… usr/bin/`, which names it after its target.
+    if (link !== `/usr/bin/${target.slice(target.lastIndexOf("/") + 1)}` || /\s/.test(target))
+      throw new Error(`guest link ${link} -> ${target} is not of the form /usr/bin/<name> -> …/<name>`);
+    return target;
+  });
+  const files = (input.files ?? []).map((f) => {
+    if (/\s/.test(f.path)) throw new Error(`guest file path ${JSON.stringify(f.path)} has whitespace`);
+    return `${f.path} ${f.mode.toString(8)} ${Buffer.from(f.content).toString("base64")}`;
+  });
   return [
     `OSN_HOSTNAME=${q(input.hostname)}`,
     `OSN_SHELL=${q(input.shell ?? "")}`,
     `OSN_ENVTOOL=${q(input.envTool ?? "")}`,
+    `OSN_LINK_TARGETS=${q(targets.join(" "))}`,
+    `OSN_FILES=${q(files.join("\n"))}`,
     `set -- ${args.map(q).join(" ")}`,
     "",
   ].join("\n");

@@ -1,0 +1,34 @@
+import type { Command } from "commander";
+import { NixComputeDriver } from "../../driver/compute-driver.js";
+import { DEFAULT_SOCKET, serveDriver } from "../../driver/driver-server.js";
+import type { CliContext } from "../context.js";
+
+export function registerServe(program: Command, ctx: CliContext): void {
+  program
+    .command("serve")
+    .description("serve the OpenShell compute driver (openshell.compute.v1.ComputeDriver) on a unix socket")
+    .option(
+      "--socket <path>",
+      `socket path (default: driver.socketPath in the config, else ${DEFAULT_SOCKET})`,
+    )
+    .option("--drain-timeout <seconds>", "on SIGTERM, how long operations in flight may take", "30")
+    .action(async (flags: { socket?: string; drainTimeout: string }) => {
+      const app = await ctx.app();
+      const driver = new NixComputeDriver(app);
+      const socketPath = flags.socket ?? app.config.driver?.socketPath ?? DEFAULT_SOCKET;
+      const log = (line: string) => process.stderr.write(`openshell-nix serve: ${line}\n`);
+      for (const action of await driver.startBackground()) log(action);
+      const server = await serveDriver(driver, socketPath);
+      log(`serving ComputeDriver "${driver.name}" on ${server.socketPath} (state ${app.layout.root})`);
+      // Sandboxes outlive the daemon: a stop only ends the serving, and a restart re-adopts them.
+      await new Promise<void>((resolve) => {
+        const stop = (signal: NodeJS.Signals) => {
+          log(`${signal}: draining (${driver.inFlight} operations in flight)`);
+          void server.close(Number(flags.drainTimeout) * 1000).then(resolve);
+        };
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
+      log("stopped; sandboxes keep running");
+    });
+}

@@ -1,0 +1,2 @@
+/** The version of openshell-nix (CLI --version, GetCapabilities). */
+export const VERSION = "0.1.0";

@@ -1,0 +1,115 @@
+import { existsSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
+import http2 from "node:http2";
+import { connect } from "node:net";
+import { dirname } from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { ErrorCode, OsnError } from "../common/errors.js";
+import { ComputeDriver } from "../gen/openshell/compute/v1/compute_driver_pb.js";
+import type { NixComputeDriver } from "./compute-driver.js";
+
+export const DEFAULT_SOCKET = "/run/openshell-nix/compute-driver.sock";
+
+export interface DriverServer {
+  socketPath: string;
+  /** Stop taking connections, let operations in flight finish (bounded), close the rest. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/**
+ * Serve the driver as gRPC over HTTP/2 cleartext on a unix socket, which is what the gateway's
+ * tonic client speaks (prior knowledge, no TLS). The socket file's permissions are the only
+ * authentication the contract has, so the directory must be ours and closed to others, and the
+ * socket 0600.
+ */
+export async function serveDriver(driver: NixComputeDriver, socketPath: string): Promise<DriverServer> {
+  prepareSocketDir(dirname(socketPath));
+  await removeStaleSocket(socketPath);
+  const handler = connectNodeAdapter({
+    routes: (router) => router.service(ComputeDriver, driver.impl()),
+    grpc: true,
+    grpcWeb: false,
+    connect: false,
+  });
+  // The gateway sends `:authority [::]:50051`, which connect-node cannot parse into a URL (it
+  // threw, and the throw took the daemon down). On a unix socket the authority means nothing:
+  // give every request the same plain one, and never let a handler's throw escape.
+  const server = http2.createServer((req, res) => {
+    try {
+      Object.defineProperty(req, "authority", { value: "localhost", configurable: true });
+      handler(req, res);
+    } catch (err) {
+      process.stderr.write(`openshell-nix serve: bad request ${req.url}: ${(err as Error).message}\n`);
+      if (!res.headersSent) res.writeHead(400);
+      res.end();
+    }
+  });
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  // The socket is born 0600: no moment in which another user could connect.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(umask);
+  }
+  return {
+    socketPath,
+    async close(deadlineMs = 10_000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await driver.drain(deadlineMs);
+      for (const s of sessions) s.close();
+      const timer = setTimeout(() => {
+        for (const s of sessions) s.destroy();
+      }, 1_000);
+      await closed;
+      clearTimeout(timer);
+      rmSync(socketPath, { force: true });
+    },
+  };
+}
+
+function prepareSocketDir(dir: string): void {
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  const uid = process.geteuid?.() ?? 0;
+  // Others must not reach the socket; a group may (the NixOS module's socket group).
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o007) !== 0 || (st.mode & 0o020) !== 0) {
+    throw new OsnError(
+      ErrorCode.HOST_FEATURE_MISSING,
+      `socket directory ${dir} must be a directory owned by uid ${uid}, closed to others and not group-writable (mode ${(st.mode & 0o777).toString(8)})`,
+      { hint: "use a directory of its own, e.g. /run/openshell-nix (mode 0700)" },
+    );
+  }
+}
+
+/** A socket file nobody listens on is a previous daemon's; one that answers is a live daemon. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) {
+    throw new OsnError(ErrorCode.INVALID_ARGUMENT, `${path} exists and is not a socket; not replacing it`);
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const c = connect(path);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+  if (live) throw new OsnError(ErrorCode.ALREADY_EXISTS, `another driver is serving on ${path}`);
+  rmSync(path, { force: true });
+}
