@@ -258,7 +258,7 @@ export class NixComputeDriver {
   /** Create and start the sandbox of a record in the provisioning phase. */
   private async provision(id: string): Promise<void> {
     const rec = this.repo.get(id);
-    if (!rec || rec.phase !== "provisioning") return;
+    if (rec?.phase !== "provisioning") return;
     const name = rec.sandbox;
     try {
       let sb = this.app.service.find(name);
