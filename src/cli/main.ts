@@ -3,6 +3,7 @@ import { isOsnError, OsnError } from "../common/errors.js";
 import { VERSION } from "../common/version.js";
 import { registerBundle } from "./commands/bundle.js";
 import { registerDoctor } from "./commands/doctor.js";
+import { registerDriver } from "./commands/driver.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerLifecycle } from "./commands/lifecycle.js";
 import { registerRun } from "./commands/run.js";
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBundle(program, ctx);
   registerDoctor(program);
   registerServe(program, ctx);
+  registerDriver(program, () => program.opts<GlobalFlags>());
 
   const verb = verbOf(argv.slice(2));
   try {

@@ -21,7 +21,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option("-b, --bundle <name>", "bundle to run (from the config, or `demo`)")
     .option("-s, --store-path <path>", "ad hoc bundle: a top-level store path (repeatable)", collect)
     .option("-n, --name <name>", "sandbox name (default: generated)")
-    .option("-k, --kind <kind>", "sandbox kind: container (vm comes with the microVM driver)")
+    .option("-k, --kind <kind>", "sandbox kind: container or vm")
     .option("-m, --memory <bytes>", "memory limit, e.g. 512Mi or 2G")
     .option("-c, --cpus <n>", "CPU limit in cores, e.g. 0.5")
     .option("-p, --pids <n>", "maximum number of processes")

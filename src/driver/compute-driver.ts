@@ -223,6 +223,7 @@ export class NixComputeDriver {
       network: "slirp",
       fhs: true,
       extraToplevels: supervisor.toplevel ? [supervisor.toplevel] : [],
+      managedBy: plan.id,
     };
   }
 

@@ -38,6 +38,8 @@ export interface CreateRequest extends BundleRequest {
   fhs?: boolean;
   /** Store paths added to the bundle's closure (the OpenShell supervisor). */
   extraToplevels?: string[];
+  /** The gateway's id, for sandboxes of the compute driver (the CLI leaves them alone). */
+  managedBy?: string;
 }
 
 export interface ServiceDeps {
@@ -104,6 +106,7 @@ export class SandboxService {
       ...(files.length > 0 ? { files } : {}),
       ...(req.network && req.network !== "none" ? { network: req.network } : {}),
       ...(req.fhs ? { links: [] } : {}),
+      ...(req.managedBy ? { managedBy: req.managedBy } : {}),
     };
     this.deps.repo.insertCreating({
       name,

@@ -55,6 +55,8 @@ export interface SandboxSpec {
    * Software that looks its helpers up at fixed paths (the OpenShell supervisor) needs it.
    */
   links?: [string, string][];
+  /** The OpenShell gateway's id of the sandbox, when the compute driver made it. */
+  managedBy?: string;
 }
 
 export interface Sandbox {

@@ -16,7 +16,7 @@ import {
 } from "../../src/gen/openshell/compute/v1/compute_driver_pb.js";
 import { type DriverClient, driverClient } from "../helpers/driver-client.js";
 import { DriverDaemon } from "../helpers/driver-daemon.js";
-import { EMPTY_FOOTPRINT, hostFootprint, missingHostFeature } from "../helpers/host.js";
+import { EMPTY_FOOTPRINT, hostFootprint, missingHostFeature, runCli } from "../helpers/host.js";
 
 interface Extra {
   name?: string;
@@ -483,6 +483,29 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     watch = new Watch(client);
     expect(ready((await client.getSandbox({ sandboxId: running })).sandbox)?.status).toBe("True");
     expect(suspended((await client.getSandbox({ sandboxId: stopped })).sandbox)).toBe(true);
+  }, 120_000);
+
+  it("the CLI drives sandboxes through the daemon, and leaves the gateway's sandboxes to the gateway", async () => {
+    const cli = (...args: string[]) => runCli(stateDir, ["--config", daemon.configFile, ...args]);
+    const drv = (...args: string[]) => cli("driver", "--socket", daemon.socket, ...args);
+    const made = await drv("create", "--id", "cli-0001", "--kind", "container", "--", "true");
+    expect(made.stdout).toBe("cli-0001\n");
+    expect(made.stderr).toMatch(/running cli-0001 in \d+ ms/);
+    expect(made.status).toBe(0);
+    const listed = JSON.parse((await drv("ls", "--json")).stdout) as { id: string; state: string }[];
+    expect(listed.find((s) => s.id === "cli-0001")?.state).toBe("running");
+    // The plain lifecycle verbs refuse: a stop behind the gateway's back would look like a crash.
+    const refused = await cli("stop", "os-cli-0001");
+    expect(refused.status).toBe(4);
+    expect(refused.stderr).toMatch(/belongs to the OpenShell gateway/);
+    expect((await cli("ls")).stdout).toContain("os-cli-0001");
+    expect((await drv("stop", "cli-0001")).status).toBe(0);
+    expect(JSON.parse((await drv("get", "cli-0001")).stdout).state).toBe("stopped");
+    expect((await drv("rm", "cli-0001")).status).toBe(0);
+    expect((await drv("rm", "cli-0001")).status).toBe(3);
+    const down = await cli("driver", "--socket", join(dir, "nobody.sock"), "ls");
+    expect(down.status).toBe(5);
+    expect(down.stderr).toMatch(/no driver answers/);
   }, 120_000);
 
   it("Delete removes everything, reports `deleted` on the watch, then Get is NOT_FOUND", async () => {

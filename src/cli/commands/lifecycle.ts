@@ -1,10 +1,24 @@
 import type { Command } from "commander";
 import { ErrorCode, OsnError } from "../../common/errors.js";
+import type { Sandbox } from "../../sandbox/types.js";
 import type { CliContext } from "../context.js";
 import { EXIT_FOR_CODE } from "../exit-codes.js";
 import { printJson, progressPrinter, style } from "../output.js";
 import { addSandboxOptions, type SandboxFlags, toCreateRequest } from "../sandbox-options.js";
 import { sandboxJson } from "./views.js";
+
+/**
+ * The compute driver's sandboxes follow the gateway's intent; a CLI that stopped or removed one
+ * behind its back would turn it into an error on the gateway's side. Refused without --force.
+ */
+function assertNotManaged(sb: Sandbox, force: boolean | undefined, verb: string): void {
+  if (!sb.spec.managedBy || force) return;
+  throw new OsnError(
+    ErrorCode.INVALID_STATE,
+    `${sb.name} belongs to the OpenShell gateway (sandbox id ${sb.spec.managedBy}); ${verb} it through the gateway`,
+    { hint: `openshell-nix driver ${verb === "remove" ? "rm" : verb} ${sb.spec.managedBy}, or --force` },
+  );
+}
 
 export function registerLifecycle(program: Command, ctx: CliContext): void {
   addSandboxOptions(
@@ -36,8 +50,11 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .command("start")
     .description("start a created or stopped sandbox (its files are kept)")
     .argument("<name>")
-    .action(async (name: string) => {
-      const sb = await (await ctx.app()).service.start(name);
+    .option("-f, --force", "also when the OpenShell gateway manages the sandbox")
+    .action(async (name: string, flags: { force?: boolean }) => {
+      const { service } = await ctx.app();
+      assertNotManaged(service.get(name), flags.force, "start");
+      const sb = await service.start(name);
       process.stdout.write(`${sb.name}\n`);
     });
 
@@ -46,7 +63,8 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .description("stop a sandbox: SIGTERM, then SIGKILL after the grace period; keeps its files")
     .argument("<name>")
     .option("-t, --time <seconds>", "grace period before SIGKILL", "10")
-    .action(async (name: string, flags: { time: string }) => {
+    .option("-f, --force", "also when the OpenShell gateway manages the sandbox")
+    .action(async (name: string, flags: { time: string; force?: boolean }) => {
       const seconds = Number(flags.time);
       if (!Number.isFinite(seconds) || seconds < 0) {
         throw new OsnError(
@@ -54,7 +72,9 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
           `--time needs seconds (0 or more), got ${JSON.stringify(flags.time)}`,
         );
       }
-      const sb = await (await ctx.app()).service.stop(name, seconds * 1000);
+      const { service } = await ctx.app();
+      assertNotManaged(service.get(name), flags.force, "stop");
+      const sb = await service.stop(name, seconds * 1000);
       process.stdout.write(`${sb.name}\n`);
     });
 
@@ -62,13 +82,17 @@ export function registerLifecycle(program: Command, ctx: CliContext): void {
     .command("rm")
     .description("remove sandboxes and everything they made on the host")
     .argument("<names...>")
-    .option("-f, --force", "stop running sandboxes first (otherwise they are refused)")
+    .option(
+      "-f, --force",
+      "stop running sandboxes first, and remove sandboxes the OpenShell gateway manages (otherwise refused)",
+    )
     .action(async (names: string[], flags: { force?: boolean }) => {
       const { service } = await ctx.app();
       // Every name is tried; the exit status is that of the last failure (3 not found, 4 running…).
       for (const name of names) {
         try {
           const sb = service.get(name);
+          assertNotManaged(sb, flags.force, "remove");
           if (sb.state === "running" && !flags.force) {
             throw new OsnError(ErrorCode.INVALID_STATE, `${name} is running; stop it or use rm --force`);
           }
