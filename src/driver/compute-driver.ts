@@ -224,6 +224,7 @@ export class NixComputeDriver {
       fhs: true,
       extraToplevels: supervisor.toplevel ? [supervisor.toplevel] : [],
       managedBy: plan.id,
+      privileges: "supervisor",
     };
   }
 

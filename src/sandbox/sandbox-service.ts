@@ -40,6 +40,7 @@ export interface CreateRequest extends BundleRequest {
   extraToplevels?: string[];
   /** The gateway's id, for sandboxes of the compute driver (the CLI leaves them alone). */
   managedBy?: string;
+  privileges?: "default" | "supervisor";
 }
 
 export interface ServiceDeps {
@@ -107,6 +108,7 @@ export class SandboxService {
       ...(req.network && req.network !== "none" ? { network: req.network } : {}),
       ...(req.fhs ? { links: [] } : {}),
       ...(req.managedBy ? { managedBy: req.managedBy } : {}),
+      ...(req.privileges === "supervisor" ? { privileges: req.privileges } : {}),
     };
     this.deps.repo.insertCreating({
       name,

@@ -55,6 +55,11 @@ export interface SandboxSpec {
    * Software that looks its helpers up at fixed paths (the OpenShell supervisor) needs it.
    */
   links?: [string, string][];
+  /**
+   * "supervisor": the container keeps what the OpenShell supervisor needs to sandbox its agent
+   * (SYS_ADMIN, NET_ADMIN…, namespace and mount syscalls); docs/security.md.
+   */
+  privileges?: "default" | "supervisor";
   /** The OpenShell gateway's id of the sandbox, when the compute driver made it. */
   managedBy?: string;
 }

@@ -54,6 +54,7 @@ interface Report {
     boots: number;
     hostname: string;
     uid: number;
+    netns_ok: boolean;
   };
 }
 
@@ -382,6 +383,7 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
         "/sbin/ip": true,
       });
       expect(body.uid).toBe(0);
+      expect(body.netns_ok).toBe(true);
       expect(body.boots).toBe(1);
     }, 60_000);
 

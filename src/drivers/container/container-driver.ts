@@ -121,7 +121,12 @@ export class CrunContainerDriver implements SandboxDriver {
     });
     const lowerDir = await this.lowers.acquire(image.key, sandbox.name);
     const config = buildOciConfig({
-      process: { args: sandbox.spec.command, env: sandbox.spec.env, cwd: "/root" },
+      process: {
+        args: sandbox.spec.command,
+        env: sandbox.spec.env,
+        cwd: "/root",
+        profile: sandbox.spec.privileges === "supervisor" ? "supervisor" : "default",
+      },
       hostname: sandbox.name,
       rootfs: p.rootfs,
       lowerDir,

@@ -51,6 +51,21 @@ describe("buildOciConfig", () => {
     const denied = c.linux.seccomp.syscalls.flatMap((s) => s.names);
     for (const sc of ["mount", "unshare", "setns", "bpf", "keyctl", "init_module", "clone3"])
       expect(denied).toContain(sc);
+    expect(c.process.capabilities.bounding).not.toContain("CAP_SYS_ADMIN");
+  });
+  it("gives the OpenShell supervisor namespaces, mounts and its capabilities, and nothing more", () => {
+    const s = buildOciConfig({ ...input, process: { ...input.process, profile: "supervisor" } });
+    const denied = s.linux.seccomp.syscalls.filter((r) => !r.args).flatMap((r) => r.names);
+    for (const sc of ["mount", "unshare", "setns", "umount2", "pivot_root"]) expect(denied).not.toContain(sc);
+    for (const sc of ["bpf", "keyctl", "init_module", "kexec_load", "io_uring_setup", "userfaultfd"])
+      expect(denied).toContain(sc);
+    expect(s.linux.seccomp.syscalls.some((r) => r.names.includes("clone") && r.args)).toBe(false);
+    const caps = s.process.capabilities.bounding;
+    for (const cap of ["CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE", "CAP_SYSLOG"])
+      expect(caps).toContain(cap);
+    for (const cap of ["CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_MKNOD", "CAP_BPF"])
+      expect(caps).not.toContain(cap);
+    expect(s.process.noNewPrivileges).toBe(true);
   });
 });
 

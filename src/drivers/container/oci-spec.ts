@@ -1,5 +1,5 @@
 import type { ResourceLimits } from "../../sandbox/types.js";
-import { type OciSeccomp, seccompProfile } from "./seccomp.js";
+import { type OciSeccomp, type SeccompProfileKind, seccompProfile } from "./seccomp.js";
 
 /**
  * The capabilities a container sandbox keeps: what a root workload needs to manage its own files
@@ -22,10 +22,24 @@ export const SANDBOX_CAPABILITIES: readonly string[] = [
   "CAP_SETFCAP",
 ];
 
+/**
+ * Added for the OpenShell supervisor, as upstream's Docker driver adds them: it builds a network
+ * namespace and veth pair for the agent (SYS_ADMIN, NET_ADMIN), reads its processes
+ * (SYS_PTRACE) and the kernel log (SYSLOG). See docs/security.md for what this costs.
+ */
+export const SUPERVISOR_EXTRA_CAPABILITIES: readonly string[] = [
+  "CAP_SYS_ADMIN",
+  "CAP_NET_ADMIN",
+  "CAP_SYS_PTRACE",
+  "CAP_SYSLOG",
+];
+
 export interface OciProcessInput {
   args: string[];
   env: Record<string, string>;
   cwd: string;
+  /** "supervisor": the main process of a compute-driver sandbox (SUPERVISOR_EXTRA_CAPABILITIES). */
+  profile?: SeccompProfileKind;
 }
 
 export interface OciConfigInput {
@@ -74,7 +88,10 @@ export interface OciConfig {
 
 /** The process part, shared by the sandbox's main process and `exec`. */
 export function ociProcess(input: OciProcessInput): OciProcess {
-  const caps = [...SANDBOX_CAPABILITIES];
+  const caps = [
+    ...SANDBOX_CAPABILITIES,
+    ...(input.profile === "supervisor" ? SUPERVISOR_EXTRA_CAPABILITIES : []),
+  ];
   return {
     terminal: false,
     user: { uid: 0, gid: 0 },
@@ -204,7 +221,7 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         "/sys/devices/virtual/powercap",
       ],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-      seccomp: seccompProfile(),
+      seccomp: seccompProfile(input.process.profile ?? "default"),
     },
   };
 }

@@ -72,21 +72,47 @@ export interface OciSeccomp {
   }[];
 }
 
-export function seccompProfile(): OciSeccomp {
+/**
+ * What the OpenShell supervisor must be able to do to build its own sandbox for the agent
+ * (a network namespace with a veth pair and a proxy, mounts, its own seccomp and Landlock
+ * rules): mount and namespace calls. Only sandboxes of the compute driver get these back.
+ */
+const SUPERVISOR_ALLOWED: ReadonlySet<string> = new Set([
+  "fsconfig",
+  "fsmount",
+  "fsopen",
+  "fspick",
+  "mount",
+  "mount_setattr",
+  "move_mount",
+  "open_tree",
+  "pivot_root",
+  "setns",
+  "syslog",
+  "umount2",
+  "unshare",
+]);
+
+export type SeccompProfileKind = "default" | "supervisor";
+
+export function seccompProfile(kind: SeccompProfileKind = "default"): OciSeccomp {
+  const denied = kind === "supervisor" ? DENIED.filter((n) => !SUPERVISOR_ALLOWED.has(n)) : DENIED;
   return {
     defaultAction: "SCMP_ACT_ALLOW",
     architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
     syscalls: [
-      { names: [...DENIED], action: "SCMP_ACT_ERRNO", errnoRet: EPERM },
+      { names: [...denied], action: "SCMP_ACT_ERRNO", errnoRet: EPERM },
       // clone3 passes its flags in memory, where seccomp cannot look: answer ENOSYS so libc
       // falls back to clone(), whose flags the rules below can check.
       { names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: ENOSYS },
-      ...CLONE_NAMESPACE_FLAGS.map((flag) => ({
-        names: ["clone"],
-        action: "SCMP_ACT_ERRNO",
-        errnoRet: EPERM,
-        args: [{ index: 0, value: flag, valueTwo: flag, op: "SCMP_CMP_MASKED_EQ" }],
-      })),
+      ...(kind === "supervisor"
+        ? []
+        : CLONE_NAMESPACE_FLAGS.map((flag) => ({
+            names: ["clone"],
+            action: "SCMP_ACT_ERRNO",
+            errnoRet: EPERM,
+            args: [{ index: 0, value: flag, valueTwo: flag, op: "SCMP_CMP_MASKED_EQ" }],
+          }))),
     ],
   };
 }
