@@ -117,6 +117,14 @@ export async function runChecks(): Promise<CheckResult[]> {
   results.push(cgroupCheck());
   results.push(demoInputsCheck());
   results.push(...(await vmChecks()));
+  results.push(
+    await tool(
+      "slirp4netns (driver containers' network)",
+      ["slirp4netns", "--version"],
+      "slirp4netns",
+      false,
+    ),
+  );
   return results;
 }
 
