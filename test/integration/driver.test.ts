@@ -487,6 +487,44 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     expect(suspended((await client.getSandbox({ sandboxId: stopped })).sandbox)).toBe(true);
   }, 120_000);
 
+  it("concurrent creates all come up", async () => {
+    const ids = ["many-1", "many-2", "many-3"];
+    await Promise.all(ids.map((id) => client.createSandbox({ sandbox: request(id, "container") })));
+    for (const id of ids) {
+      await watch.until(`${id} Ready`, () => watch.snapshots(id).find((s) => ready(s)?.status === "True"));
+    }
+    await Promise.all(ids.map((id) => client.deleteSandbox({ sandboxId: id })));
+    expect(
+      (await client.listSandboxes({})).sandboxes.map((s) => s.id).filter((id) => ids.includes(id)),
+    ).toEqual([]);
+  }, 120_000);
+
+  it("a daemon stopped (SIGTERM) or killed (SIGKILL) in the middle of a create finishes it after a restart", async () => {
+    const restart = async (signal: "SIGTERM" | "SIGKILL") => {
+      watch.close();
+      const code = await daemon.stop(signal);
+      await daemon.start();
+      client = driverClient(daemon.socket);
+      watch = new Watch(client);
+      return code;
+    };
+    // SIGTERM: the daemon drains, i.e. the provisioning in flight completes before it exits.
+    await client.createSandbox({ sandbox: request("drain-0001", "vm") });
+    expect(await restart("SIGTERM")).toBe(0);
+    expect(daemon.previousLogs).toMatch(/SIGTERM: draining \(1 operations in flight\)/);
+    expect(ready((await client.getSandbox({ sandboxId: "drain-0001" })).sandbox)?.status).toBe("True");
+    // SIGKILL: nothing drains; the next daemon resumes from the recorded request.
+    await client.createSandbox({ sandbox: request("crash-0001", "vm") });
+    await sleep(300);
+    await restart("SIGKILL");
+    expect(daemon.log).toContain("resuming the provisioning of crash-0001");
+    await watch.until("crash-0001 Ready after the restart", () =>
+      watch.snapshots("crash-0001").find((s) => ready(s)?.status === "True"),
+    );
+    for (const id of ["drain-0001", "crash-0001"])
+      expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
+  }, 240_000);
+
   it("the CLI drives sandboxes through the daemon, and leaves the gateway's sandboxes to the gateway", async () => {
     const cli = (...args: string[]) => runCli(stateDir, ["--config", daemon.configFile, ...args]);
     const drv = (...args: string[]) => cli("driver", "--socket", daemon.socket, ...args);
