@@ -278,8 +278,10 @@ export class NixComputeDriver {
         complete: "pulling_image",
         active: "starting_sandbox",
       });
-      this.repo.setPhase(id, "active");
+      // Still "provisioning" while it starts: a daemon that dies now resumes with the start
+      // (the sandbox exists), where an "active" record would leave it created and never started.
       if (this.repo.get(id)?.intent === "running") await this.app.service.start(name);
+      this.repo.setPhase(id, "active");
       this.platformEvent(id, "Started", `sandbox ${name} is running`, { complete: "starting_sandbox" });
     } catch (err) {
       const e = OsnError.from(err);
