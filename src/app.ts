@@ -30,6 +30,7 @@ export interface App {
   service: SandboxService;
   bundles: BundleResolver;
   images: ImageCache;
+  locks: Locks;
   close(): void;
 }
 
@@ -77,7 +78,7 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
   // VMs first: reconcile kills orphan qemu processes before any directory is removed.
   const drivers = [vm, container];
   const service = new SandboxService({ config, layout, locks, repo, images, lowers, bundles, drivers });
-  return { config, layout, db, service, bundles, images, close: () => db.close() };
+  return { config, layout, db, service, bundles, images, locks, close: () => db.close() };
 }
 
 /** OPENSHELL_NIX_ACCEL=kvm|tcg|auto overrides the config (tests pin TCG with it). */

@@ -1,10 +1,12 @@
 import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { totalmem } from "node:os";
+import { delimiter, join } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { App } from "../app.js";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { VERSION } from "../common/version.js";
+import { formatBytes, parseBytes } from "../config/quantity.js";
 import {
   type ComputeDriver,
   type DriverSandbox,
@@ -42,6 +44,9 @@ export class NixComputeDriver {
   private readonly ops = new Map<string, Promise<unknown>>();
   private readonly published = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
+  /** Set by drain: new requests are refused (UNAVAILABLE), so the drain has an end. */
+  private draining = false;
+  private readonly log = (line: string) => process.stderr.write(`openshell-nix serve: ${line}\n`);
 
   constructor(private readonly app: App) {
     this.repo = new DriverRepo(app.db);
@@ -62,6 +67,16 @@ export class NixComputeDriver {
       } else if (rec.phase === "provisioning") {
         void this.serial(rec.id, () => this.provision(rec.id));
         actions.push(`resuming the provisioning of ${rec.id}`);
+      } else if (rec.phase === "active" && rec.intent === "running") {
+        // Stopped with no exit status: its monitor was killed (a service manager that killed
+        // the old daemon's cgroup, a host reboot), not ended by its workload. Bring it back.
+        const sb = this.app.service.find(rec.sandbox);
+        if (sb?.state === "stopped" && sb.exitCode === null) {
+          void this.serial(rec.id, () => this.start(rec.id)).catch((err) =>
+            this.log(`restarting ${rec.id} failed: ${OsnError.from(err).message}`),
+          );
+          actions.push(`restarting ${rec.id}, whose monitor was killed`);
+        }
       }
     }
     for (const rec of this.repo.list()) this.published.set(rec.id, JSON.stringify(this.snapshot(rec)));
@@ -72,6 +87,7 @@ export class NixComputeDriver {
 
   /** Stop watching and wait (bounded) for operations in flight; sandboxes keep running. */
   async drain(deadlineMs: number): Promise<boolean> {
+    this.draining = true;
     if (this.timer) clearInterval(this.timer);
     this.hub.closeAll();
     const pending = Promise.allSettled([...this.ops.values()]).then(() => true);
@@ -87,6 +103,7 @@ export class NixComputeDriver {
     const wrap =
       <Req, Res>(fn: (req: Req, ctx: HandlerContext) => Promise<Res> | Res) =>
       async (req: Req, ctx: HandlerContext): Promise<Res> => {
+        if (this.draining) throw new ConnectError("the driver is shutting down", Code.Unavailable);
         try {
           return await fn(req, ctx);
         } catch (err) {
@@ -117,6 +134,9 @@ export class NixComputeDriver {
       }),
       createSandbox: wrap(async (req) => {
         const plan = this.plan(req.sandbox);
+        // Validation again (the gateway's Validate and its Create are separate calls): what
+        // cannot be provisioned is refused now, not reported as a failure later.
+        await this.createRequest(plan);
         if (this.repo.get(plan.id) || this.app.service.exists(plan.sandboxName) || !this.repo.insert(plan)) {
           throw new OsnError(ErrorCode.ALREADY_EXISTS, `sandbox ${plan.id} already exists`);
         }
@@ -130,6 +150,8 @@ export class NixComputeDriver {
       stopSandbox: wrap(async (req) => {
         const id = requestId(req);
         this.mustGet(id);
+        // At once, not behind a provisioning in flight: it then skips the start.
+        this.repo.setIntent(id, "stopped");
         await this.serial(id, () => this.stop(id));
         return {};
       }),
@@ -142,10 +164,12 @@ export class NixComputeDriver {
       deleteSandbox: wrap(async (req) => {
         const id = requestId(req);
         if (!this.repo.get(id)) return { deleted: false };
+        // At once: the gateway sees `deleting` now, and a provisioning in flight gives up at
+        // its next step instead of finishing a sandbox nobody wants.
+        this.repo.setPhase(id, "deleting");
+        this.publishSnapshot(id);
         const deleted = await this.serial(id, async () => {
           if (!this.repo.get(id)) return false;
-          this.repo.setPhase(id, "deleting");
-          this.publishSnapshot(id);
           await this.finishDelete(id);
           return true;
         });
@@ -195,7 +219,25 @@ export class NixComputeDriver {
     }
     const kind =
       plan.kind ?? this.app.config.driver?.defaultKind ?? this.app.config.defaultKind ?? "container";
-    this.app.service.driver(kind);
+    try {
+      this.app.service.driver(kind);
+    } catch (err) {
+      throw new OsnError(ErrorCode.UNSUPPORTED, OsnError.from(err).message);
+    }
+    // What provisioning would otherwise find missing, after the gateway has stored the sandbox.
+    for (const tool of kind === "vm" ? ["qemu-system-x86_64"] : ["crun", "slirp4netns"]) {
+      if (!onPath(tool))
+        throw new OsnError(ErrorCode.UNSUPPORTED, `${kind} sandboxes need ${tool}, which this host lacks`, {
+          hint: "openshell-nix doctor says how to install it",
+        });
+    }
+    const memory = plan.limits.memory === undefined ? undefined : parseBytes(plan.limits.memory);
+    if (kind === "vm" && memory !== undefined && memory > totalmem()) {
+      throw new OsnError(
+        ErrorCode.UNSUPPORTED,
+        `a VM with ${formatBytes(memory)} of memory cannot start on this host (${formatBytes(totalmem())} in all)`,
+      );
+    }
     let bundle: Awaited<ReturnType<App["bundles"]["resolve"]>>;
     try {
       bundle = await this.app.bundles.resolve(plan.bundle);
@@ -262,10 +304,16 @@ export class NixComputeDriver {
     const rec = this.repo.get(id);
     if (rec?.phase !== "provisioning") return;
     const name = rec.sandbox;
+    // A delete between two steps ends the provisioning there (the delete removes what exists).
+    const wanted = () => this.repo.get(id)?.phase === "provisioning";
     try {
       let sb = this.app.service.find(name);
+      if (sb && sb.spec.managedBy !== id) {
+        throw new OsnError(ErrorCode.ALREADY_EXISTS, `a sandbox named ${name} exists and is not this one's`);
+      }
       if (!sb) {
         const req = await this.createRequest(rec.plan);
+        if (!wanted()) return;
         this.platformEvent(id, "Provisioning", `making ${req.kind} sandbox ${name} from ${rec.plan.image}`, {
           complete: "requesting_sandbox",
           active: "pulling_image",
@@ -274,6 +322,7 @@ export class NixComputeDriver {
           this.platformEvent(id, "BuildingImage", message, { active: "pulling_image", detail: message }),
         );
       }
+      if (!wanted()) return;
       this.platformEvent(id, "Starting", `starting ${sb.kind} sandbox ${name}`, {
         complete: "pulling_image",
         active: "starting_sandbox",
@@ -281,21 +330,25 @@ export class NixComputeDriver {
       // Still "provisioning" while it starts: a daemon that dies now resumes with the start
       // (the sandbox exists), where an "active" record would leave it created and never started.
       if (this.repo.get(id)?.intent === "running") await this.app.service.start(name);
-      this.repo.setPhase(id, "active");
-      this.platformEvent(id, "Started", `sandbox ${name} is running`, { complete: "starting_sandbox" });
+      if (this.repo.setPhaseIf(id, "provisioning", "active")) {
+        this.platformEvent(id, "Started", `sandbox ${name} is running`, { complete: "starting_sandbox" });
+      }
     } catch (err) {
       const e = OsnError.from(err);
       // Nothing half-made stays behind; the gateway deletes the sandbox when it sees the error.
-      if (this.app.service.find(name)) await this.app.service.remove(name).catch(() => {});
-      this.repo.setPhase(id, "failed", "ProvisioningFailed", e.message);
-      this.platformEvent(id, "ProvisioningFailed", e.message, {}, "Warning");
+      const sb = this.app.service.find(name);
+      if (sb?.spec.managedBy === id) await this.app.service.remove(name).catch(() => {});
+      if (this.repo.setPhaseIf(id, "provisioning", "failed", "ProvisioningFailed", e.message)) {
+        this.platformEvent(id, "ProvisioningFailed", e.message, {}, "Warning");
+      }
     } finally {
       this.publishSnapshot(id);
     }
   }
 
   private async stop(id: string): Promise<void> {
-    // The intent first: the workload's end is then a stop, never mistaken for a crash.
+    // The intent first (the RPC set it already; a restart's stop comes here too): the end of
+    // the workload is then a stop, never mistaken for a crash.
     this.repo.setIntent(id, "stopped");
     const rec = this.mustGet(id);
     try {
@@ -327,7 +380,8 @@ export class NixComputeDriver {
   private async finishDelete(id: string): Promise<void> {
     const rec = this.repo.get(id);
     if (!rec) return;
-    if (this.app.service.find(rec.sandbox)) await this.app.service.remove(rec.sandbox);
+    const sb = this.app.service.find(rec.sandbox);
+    if (sb?.spec.managedBy === id) await this.app.service.remove(rec.sandbox);
     this.repo.delete(id);
     this.published.delete(id);
     this.hub.publish(
@@ -379,6 +433,13 @@ export class NixComputeDriver {
     try {
       for (const rec of this.repo.list()) {
         if (this.ops.has(rec.id)) continue;
+        if (rec.phase === "deleting") {
+          // A delete whose removal failed (or was interrupted): try again.
+          void this.serial(rec.id, () => this.finishDelete(rec.id)).catch((err) =>
+            this.log(`deleting ${rec.id} failed again: ${OsnError.from(err).message}`),
+          );
+          continue;
+        }
         const sandbox = this.snapshot(rec);
         const json = JSON.stringify(sandbox);
         if (this.published.get(rec.id) === json) continue;
@@ -388,7 +449,7 @@ export class NixComputeDriver {
         );
       }
     } catch (err) {
-      process.stderr.write(`openshell-nix serve: watch poll failed: ${OsnError.from(err).message}\n`);
+      this.log(`watch poll failed: ${OsnError.from(err).message}`);
     }
   }
 
@@ -415,4 +476,15 @@ export class NixComputeDriver {
       }),
     );
   }
+}
+
+const found = new Map<string, boolean>();
+/** Whether a program is on PATH; remembered, since Validate runs for every create. */
+function onPath(bin: string): boolean {
+  let hit = found.get(bin);
+  if (hit === undefined) {
+    hit = (process.env.PATH ?? "").split(delimiter).some((d) => d !== "" && existsSync(join(d, bin)));
+    found.set(bin, hit);
+  }
+  return hit;
 }

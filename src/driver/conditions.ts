@@ -57,6 +57,19 @@ export function driverStatus(rec: DriverRecord, sb: Sandbox | undefined, detail?
     conditions,
     deleting,
   });
+  const stopped = (time: string): StatusView => {
+    const msg = "stopped; its files are kept";
+    return view([
+      ready("False", "ContainerStopped", msg, time),
+      {
+        type: "Suspended",
+        status: "True",
+        reason: "ContainerStopped",
+        message: msg,
+        lastTransitionTime: time,
+      },
+    ]);
+  };
   switch (rec.phase) {
     case "deleting":
       return view([ready("False", "Deleting", "the sandbox is being deleted")], true);
@@ -73,25 +86,16 @@ export function driverStatus(rec: DriverRecord, sb: Sandbox | undefined, detail?
     case "running":
       return view([ready("True", "BackendReady", `running (${kind})`, sb.startedAt ?? at)]);
     case "creating":
+      return view([ready("False", "Starting", `${sb.state} (${kind})`)]);
     case "created":
+      // Made but never started: stopped before its first start, or about to start.
+      if (rec.intent === "stopped") return stopped(at);
       return view([ready("False", "Starting", `${sb.state} (${kind})`)]);
     case "removing":
       return view([ready("False", "Deleting", "the sandbox is being removed")], true);
     case "stopped": {
       const time = sb.finishedAt ?? at;
-      if (rec.intent === "stopped") {
-        const msg = "stopped; its files are kept";
-        return view([
-          ready("False", "ContainerStopped", msg, time),
-          {
-            type: "Suspended",
-            status: "True",
-            reason: "ContainerStopped",
-            message: msg,
-            lastTransitionTime: time,
-          },
-        ]);
-      }
+      if (rec.intent === "stopped") return stopped(time);
       const status = sb.exitCode === null ? "an unknown status" : `status ${sb.exitCode}`;
       return view([ready("False", "ProcessExited", `the supervisor exited with ${status}`, time)]);
     }

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
 import http2 from "node:http2";
 import { connect } from "node:net";
 import { dirname } from "node:path";
@@ -22,8 +22,7 @@ export interface DriverServer {
  * socket 0600.
  */
 export async function serveDriver(driver: NixComputeDriver, socketPath: string): Promise<DriverServer> {
-  prepareSocketDir(dirname(socketPath));
-  await removeStaleSocket(socketPath);
+  await prepareSocket(socketPath);
   const handler = connectNodeAdapter({
     routes: (router) => router.service(ComputeDriver, driver.impl()),
     grpc: true,
@@ -48,19 +47,16 @@ export async function serveDriver(driver: NixComputeDriver, socketPath: string):
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
-  // The socket is born 0600: no moment in which another user could connect.
-  const umask = process.umask(0o177);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(socketPath, () => {
-        server.off("error", reject);
-        resolve();
-      });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => {
+      server.off("error", reject);
+      resolve();
     });
-  } finally {
-    process.umask(umask);
-  }
+  });
+  // Made 0600 once bound. No one else could connect in between: the directory is closed to
+  // others (checked above). A process-wide umask would also hit files made concurrently.
+  chmodSync(socketPath, 0o600);
   return {
     socketPath,
     async close(deadlineMs = 10_000) {
@@ -75,6 +71,15 @@ export async function serveDriver(driver: NixComputeDriver, socketPath: string):
       rmSync(socketPath, { force: true });
     },
   };
+}
+
+/**
+ * Check the socket's directory and clear a stale socket; refuses when a live daemon answers.
+ * Called before the daemon touches any state, so a second `serve` changes nothing.
+ */
+export async function prepareSocket(socketPath: string): Promise<void> {
+  prepareSocketDir(dirname(socketPath));
+  await removeStaleSocket(socketPath);
 }
 
 function prepareSocketDir(dir: string): void {

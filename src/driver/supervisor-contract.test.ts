@@ -130,7 +130,6 @@ describe("sandboxEndpoint", () => {
     ["http://localhost:50051", "http://host.openshell.internal:50051"],
     ["http://[::1]:8080", "http://host.openshell.internal:8080"],
     ["http://0.0.0.0:8080", "http://host.openshell.internal:8080"],
-    ["https://localhost:8443", "https://host.openshell.internal:8443"],
     ["http://localhost", "http://host.openshell.internal"],
   ])("rewrites the loopback %j to %j", (input, output) => {
     expect(sandboxEndpoint(input)).toBe(output);
@@ -139,13 +138,18 @@ describe("sandboxEndpoint", () => {
   it.each([
     ["http://10.1.2.3:8080", "http://10.1.2.3:8080"],
     ["http://10.1.2.3:8080/", "http://10.1.2.3:8080"],
-    ["https://gw.example", "https://gw.example"],
-    ["https://gw.example:8443", "https://gw.example:8443"],
+    ["http://gw.example:17670", "http://gw.example:17670"],
   ])("keeps the host of %j", (input, output) => {
     expect(sandboxEndpoint(input)).toBe(output);
   });
 
-  it.each(["ftp://x", "not a url", ""])("rejects %j", (input) => {
-    expect(() => sandboxEndpoint(input)).toThrow(expect.objectContaining({ code: ErrorCode.CONFIG_INVALID }));
-  });
+  // https would need TLS client files in the sandbox, which the driver does not write yet.
+  it.each(["ftp://x", "not a url", "", "https://localhost:8443", "https://gw.example"])(
+    "rejects %j",
+    (input) => {
+      expect(() => sandboxEndpoint(input)).toThrow(
+        expect.objectContaining({ code: ErrorCode.CONFIG_INVALID }),
+      );
+    },
+  );
 });

@@ -8,6 +8,8 @@ export const SSH_SOCKET_PATH = "/run/openshell/ssh.sock";
 export const WORKDIR = "/sandbox";
 /** The name a sandbox reaches its host by (VMs: slirp's 10.0.2.2; containers: slirp4netns's). */
 export const HOST_ALIAS = "host.openshell.internal";
+/** The `sandbox` user and group every root has (/etc/passwd), owner of /sandbox. */
+export const SANDBOX_UID = 10001;
 
 export interface SupervisorLaunch {
   command: string[];
@@ -48,6 +50,10 @@ export function supervisorLaunch(plan: DriverPlan, ctx: LaunchContext): Supervis
     OPENSHELL_USER_ENVIRONMENT: JSON.stringify(plan.userEnv),
     // The supervisor's proxy cannot assume transparent DNS/TCP interception here.
     OPENSHELL_NETWORK_RUNTIME_CAPABILITIES: "",
+    // An authoritative numeric identity for the agent: the roots have `sandbox` at 10001.
+    OPENSHELL_OCI_IMAGE_USER: "",
+    OPENSHELL_SANDBOX_UID: String(SANDBOX_UID),
+    OPENSHELL_SANDBOX_GID: String(SANDBOX_UID),
   };
   const files: SandboxFile[] = [];
   if (plan.token !== "") {
@@ -71,10 +77,12 @@ export function sandboxEndpoint(endpoint: string): string {
       `driver.gatewayEndpoint ${JSON.stringify(endpoint)} is not a URL`,
     );
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:")
+  // https needs the client TLS files (OPENSHELL_TLS_CA/CERT/KEY) in every sandbox, which this
+  // driver does not provide yet: refuse it rather than make sandboxes that cannot connect.
+  if (url.protocol !== "http:")
     throw new OsnError(
       ErrorCode.CONFIG_INVALID,
-      `driver.gatewayEndpoint must be http:// or https://, not ${url.protocol}`,
+      `driver.gatewayEndpoint must be http:// (TLS to the gateway is not supported yet), not ${url.protocol}`,
     );
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (host === "localhost" || host === "::1" || host === "0.0.0.0" || host === "::" || /^127\./.test(host)) {

@@ -24,7 +24,8 @@ export class WatchHub<T> {
   subscribe(signal?: AbortSignal): Subscriber<T> {
     const sub = new Subscriber<T>(this.maxQueued, () => this.subscribers.delete(sub));
     this.subscribers.add(sub);
-    signal?.addEventListener("abort", () => sub.close(), { once: true });
+    if (signal?.aborted) sub.close();
+    else signal?.addEventListener("abort", () => sub.close(), { once: true });
     return sub;
   }
 

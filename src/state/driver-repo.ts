@@ -103,6 +103,22 @@ export class DriverRepo {
       .run(phase, reason, message, new Date().toISOString(), id);
   }
 
+  /** Move from one phase to another only if the record is still in `from`; false otherwise. */
+  setPhaseIf(
+    id: string,
+    from: DriverPhase,
+    to: DriverPhase,
+    reason: string | null = null,
+    message: string | null = null,
+  ): boolean {
+    const r = this.db
+      .prepare(
+        "UPDATE driver_sandboxes SET phase = ?, reason = ?, message = ?, changed_at = ? WHERE id = ? AND phase = ?",
+      )
+      .run(to, reason, message, new Date().toISOString(), id, from);
+    return r.changes === 1;
+  }
+
   delete(id: string): void {
     this.db.prepare("DELETE FROM driver_sandboxes WHERE id = ?").run(id);
   }

@@ -44,6 +44,7 @@ export class DriverDaemon {
     this.log = "";
     const append = (d: Buffer) => {
       this.log += d.toString();
+      if (process.env.DEBUG_DAEMON) process.stderr.write(`[daemon] ${d}`);
     };
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);

@@ -55,6 +55,10 @@ interface Report {
     hostname: string;
     uid: number;
     netns_ok: boolean;
+    var_run_netns_ok: boolean;
+    sandbox_owner: number;
+    passwd_sandbox: boolean;
+    resolv: string;
   };
 }
 
@@ -384,6 +388,15 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
       });
       expect(body.uid).toBe(0);
       expect(body.netns_ok).toBe(true);
+      expect(body.var_run_netns_ok).toBe(true);
+      expect(body.sandbox_owner).toBe(10001);
+      expect(body.passwd_sandbox).toBe(true);
+      expect(body.resolv).toBe("nameserver 10.0.2.3\n");
+      expect(body.env).toMatchObject({
+        OPENSHELL_SANDBOX_UID: "10001",
+        OPENSHELL_SANDBOX_GID: "10001",
+        OPENSHELL_OCI_IMAGE_USER: "",
+      });
       expect(body.boots).toBe(1);
     }, 60_000);
 
@@ -397,6 +410,7 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     });
 
     it("Stop twice is fine and reports Suspended, never a terminal reason; List still has it", async () => {
+      const before = watch.snapshots(id).length;
       await client.stopSandbox({ sandboxId: id });
       await client.stopSandbox({ sandboxId: id });
       const got = (await client.getSandbox({ sandboxId: id })).sandbox;
@@ -404,6 +418,11 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
       expect(ready(got)).toEqual({ status: "False", reason: "ContainerStopped" });
       expect((await client.listSandboxes({})).sandboxes.map((s) => s.id)).toContain(id);
       await watch.until("a Suspended snapshot", () => watch.snapshots(id).find(suspended));
+      await sleep(1_500); // a poll round: nothing it notices may turn the stop into an error
+      const during = watch.snapshots(id).slice(before);
+      expect(during.every((s) => ["BackendReady", "ContainerStopped"].includes(ready(s)?.reason ?? ""))).toBe(
+        true,
+      );
       expect(watch.events.some((e) => e.payload.case === "deleted" && e.payload.value.sandboxId === id)).toBe(
         false,
       );
@@ -445,21 +464,73 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 60_000);
 
+  it("a VM asking for more memory than the host has is refused at validation", async () => {
+    const huge = request("huge-0001", "vm", { spec: { template: { resources: { memoryLimit: "100Ti" } } } });
+    expect(await grpcCode(client.validateSandboxCreate({ sandbox: huge }))).toBe(Code.FailedPrecondition);
+    expect(await grpcCode(client.createSandbox({ sandbox: huge }))).toBe(Code.FailedPrecondition);
+    expect(await grpcCode(client.getSandbox({ sandboxId: "huge-0001" }))).toBe(Code.NotFound);
+  });
+
   it("a failed provisioning is reported with a terminal reason and leaves nothing behind", async () => {
-    const id = "fails-0001";
-    // More guest memory than qemu can reserve: the VM cannot start.
-    await client.createSandbox({
-      sandbox: request(id, "vm", { spec: { template: { resources: { memoryLimit: "100Ti" } } } }),
+    // A second daemon (own state and socket) whose guest kernel is missing: validation cannot
+    // know, the VM's provisioning fails.
+    const other = new DriverDaemon(join(dir, "broken"), join(dir, "broken", "state"), {
+      ...config,
+      vm: { accel: "tcg", kernel: "/nonexistent/vmlinuz" },
     });
-    const failed = await watch.until("ProvisioningFailed", () =>
-      watch.snapshots(id).find((s) => ready(s)?.reason === "ProvisioningFailed"),
-    );
-    expect(ready(failed)?.status).toBe("False");
-    const app = await openApp({ stateDir, config });
-    expect(app.service.find(`os-${id}`)).toBeUndefined();
+    await other.start();
+    const c = driverClient(other.socket);
+    const w = new Watch(c);
+    try {
+      await c.createSandbox({ sandbox: request("fails-0001", "vm") });
+      const failed = await w.until("ProvisioningFailed", () =>
+        w.snapshots("fails-0001").find((s) => ready(s)?.reason === "ProvisioningFailed"),
+      );
+      expect(ready(failed)?.status).toBe("False");
+      expect(failed.status?.conditions[0]?.message).toMatch(/vmlinuz|kernel/);
+      expect(
+        w.events.some((e) => e.payload.case === "platformEvent" && e.payload.value.event?.type === "Warning"),
+      ).toBe(true);
+      expect((await c.deleteSandbox({ sandboxId: "fails-0001" })).deleted).toBe(true);
+    } finally {
+      w.close();
+      await other.stop();
+    }
+    const app = await openApp({ stateDir: join(dir, "broken", "state"), config: {} });
+    expect(app.service.list()).toEqual([]);
+    expect(hostFootprint(app)).toEqual(EMPTY_FOOTPRINT);
     app.close();
-    expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(true);
   }, 60_000);
+
+  it("a second daemon on the same state directory refuses to start and changes nothing", async () => {
+    const second = new DriverDaemon(join(dir, "second"), stateDir, config);
+    await expect(second.start()).rejects.toThrow(/another openshell-nix serve uses/);
+    expect((await client.getCapabilities({})).driverName).toBe("nix");
+  });
+
+  it("Delete and Stop during provisioning do not wait for a sandbox nobody wants", async () => {
+    await client.createSandbox({ sandbox: request("del-early", "vm") });
+    expect((await client.deleteSandbox({ sandboxId: "del-early" })).deleted).toBe(true);
+    const deletingAt = watch.snapshots("del-early").findIndex((s) => s.status?.deleting);
+    expect(deletingAt).toBeGreaterThanOrEqual(0);
+    expect(watch.snapshots("del-early").some((s) => ready(s)?.status === "True")).toBe(false);
+    await watch.until("deleted", () =>
+      watch.events.find((e) => e.payload.case === "deleted" && e.payload.value.sandboxId === "del-early"),
+    );
+    await client.createSandbox({ sandbox: request("stop-early", "vm") });
+    await client.stopSandbox({ sandboxId: "stop-early" });
+    // Depending on whether the stop arrived before the start began, it was never started or
+    // started and stopped; either way it is stopped now, and nothing said it failed.
+    const got = (await client.getSandbox({ sandboxId: "stop-early" })).sandbox;
+    expect(suspended(got)).toBe(true);
+    const reasons = watch.snapshots("stop-early").map((s) => ready(s)?.reason);
+    expect(reasons.every((r) => r === "Starting" || r === "BackendReady" || r === "ContainerStopped")).toBe(
+      true,
+    );
+    await client.startSandbox({ sandboxId: "stop-early" });
+    expect(ready((await client.getSandbox({ sandboxId: "stop-early" })).sandbox)?.status).toBe("True");
+    expect((await client.deleteSandbox({ sandboxId: "stop-early" })).deleted).toBe(true);
+  }, 120_000);
 
   it("restart: running sandboxes are re-adopted, stopped ones stay stopped", async () => {
     const running = "c0ffee00-0000-4000-8000-000000000001";
@@ -485,6 +556,25 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     watch = new Watch(client);
     expect(ready((await client.getSandbox({ sandboxId: running })).sandbox)?.status).toBe("True");
     expect(suspended((await client.getSandbox({ sandboxId: stopped })).sandbox)).toBe(true);
+  }, 120_000);
+
+  it("a sandbox whose monitor died with the old daemon (a service manager killing its cgroup) is started again", async () => {
+    const id = "c0ffee00-0000-4000-8000-000000000001";
+    const reports = gateway.reportsFor(id).length;
+    watch.close();
+    await daemon.stop("SIGKILL");
+    const app = await openApp({ stateDir, config });
+    const monitor = app.service.find(`os-${id}`)?.monitor;
+    app.close();
+    if (!monitor) throw new Error("no monitor recorded");
+    process.kill(-monitor.pid, "SIGKILL"); // its whole process group: shell, crun, slirp4netns
+    await daemon.start();
+    expect(daemon.log).toContain(`restarting ${id}, whose monitor was killed`);
+    client = driverClient(daemon.socket);
+    watch = new Watch(client);
+    await watch.until("Ready again", () => watch.snapshots(id).find((s) => ready(s)?.status === "True"));
+    const again = await watch.until("a new report", () => gateway.reportsFor(id)[reports]);
+    expect(again.body.boots).toBeGreaterThan(1);
   }, 120_000);
 
   it("concurrent creates all come up", async () => {

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
+import { ErrorCode, OsnError } from "../../common/errors.js";
 import { NixComputeDriver } from "../../driver/compute-driver.js";
-import { DEFAULT_SOCKET, serveDriver } from "../../driver/driver-server.js";
+import { DEFAULT_SOCKET, prepareSocket, serveDriver } from "../../driver/driver-server.js";
 import type { CliContext } from "../context.js";
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -14,9 +15,15 @@ export function registerServe(program: Command, ctx: CliContext): void {
     .option("--drain-timeout <seconds>", "on SIGTERM, how long operations in flight may take", "30")
     .action(async (flags: { socket?: string; drainTimeout: string }) => {
       const app = await ctx.app();
-      const driver = new NixComputeDriver(app);
       const socketPath = flags.socket ?? app.config.driver?.socketPath ?? DEFAULT_SOCKET;
       const log = (line: string) => process.stderr.write(`openshell-nix serve: ${line}\n`);
+      // Nothing changes before both checks: the socket is free, and no other daemon serves
+      // this state directory (two would provision and poll the same sandboxes).
+      await prepareSocket(socketPath);
+      const releaseState = await app.locks.acquire("serve", 0).catch(() => {
+        throw new OsnError(ErrorCode.ALREADY_EXISTS, `another openshell-nix serve uses ${app.layout.root}`);
+      });
+      const driver = new NixComputeDriver(app);
       for (const action of await driver.startBackground()) log(action);
       const server = await serveDriver(driver, socketPath);
       log(`serving ComputeDriver "${driver.name}" on ${server.socketPath} (state ${app.layout.root})`);
@@ -29,6 +36,7 @@ export function registerServe(program: Command, ctx: CliContext): void {
         process.once("SIGTERM", stop);
         process.once("SIGINT", stop);
       });
+      releaseState();
       log("stopped; sandboxes keep running");
     });
 }

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import {
+  chownSync,
   closeSync,
   createWriteStream,
   existsSync,
@@ -76,6 +77,8 @@ export class ContainerPaths {
 }
 
 const START_DEADLINE_MS = 15_000;
+/** The `sandbox` user of the root's /etc/passwd (OpenShell's default agent user). */
+const SANDBOX_UID = 10001;
 
 /**
  * Container sandboxes run by crun: a read-only root of a few files, /nix/store an overlay of the
@@ -116,9 +119,13 @@ export class CrunContainerDriver implements SandboxDriver {
       envTool: sandbox.spec.envTool,
       links: sandbox.spec.links,
       files: sandbox.spec.files,
-      // slirp4netns puts the host's loopback at 10.0.2.2, as qemu's slirp does for VMs.
+      // slirp4netns puts the host's loopback at 10.0.2.2 and a DNS forwarder at 10.0.2.3, as
+      // qemu's slirp does for VMs; the host's resolv.conf may name a loopback resolver.
       hosts: slirp ? ["10.0.2.2 host.openshell.internal"] : [],
+      resolvConf: slirp ? "nameserver 10.0.2.3\n" : undefined,
     });
+    // The supervisor's workdir belongs to the user it runs the agent as.
+    chownSync(p.workspace, SANDBOX_UID, SANDBOX_UID);
     const lowerDir = await this.lowers.acquire(image.key, sandbox.name);
     const config = buildOciConfig({
       process: {

@@ -204,6 +204,9 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         { type: "ipc" },
         { type: "uts" },
         input.netnsPath ? { type: "network", path: input.netnsPath } : { type: "network" },
+        // With SYS_ADMIN, a cgroup v1 hierarchy mounted from the host's cgroup namespace would
+        // offer release_agent, a way out; in a cgroup namespace of its own it does not.
+        ...(input.process.profile === "supervisor" ? [{ type: "cgroup" }] : []),
       ],
       cgroupsPath: input.cgroupsPath,
       resources: ociResources(input.limits),

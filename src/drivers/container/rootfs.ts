@@ -13,6 +13,8 @@ export interface RootfsInput {
   files?: SandboxFile[];
   /** Extra /etc/hosts lines (host.openshell.internal when the sandbox has a network). */
   hosts?: string[];
+  /** resolv.conf; default: the host's (a loopback-only sandbox cannot use it anyway). */
+  resolvConf?: string;
 }
 
 /** Directories the OCI mounts land on; crun could create them, but the root is read-only. */
@@ -33,8 +35,10 @@ const MOUNTPOINTS = [
 /** The few /etc files a process expects; pure, unit-tested. */
 export function etcFiles(hostname: string, resolvConf: string, hosts: string[] = []): Record<string, string> {
   return {
-    passwd: "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    group: "root:x:0:\nnogroup:x:65534:\n",
+    // `sandbox` (10001) is the user the OpenShell supervisor runs the agent as.
+    passwd:
+      "root:x:0:0:root:/root:/bin/sh\nsandbox:x:10001:10001:sandbox:/sandbox:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    group: "root:x:0:\nsandbox:x:10001:\nnogroup:x:65534:\n",
     hosts: `127.0.0.1 localhost ${hostname}\n::1 localhost ip6-localhost\n${hosts.map((h) => `${h}\n`).join("")}`,
     hostname: `${hostname}\n`,
     "resolv.conf": resolvConf,
@@ -56,7 +60,11 @@ function hostResolvConf(): string {
  */
 export function writeRootfs(dir: string, input: RootfsInput): void {
   for (const d of MOUNTPOINTS) mkdirSync(join(dir, d), { recursive: true });
-  for (const [name, text] of Object.entries(etcFiles(input.hostname, hostResolvConf(), input.hosts))) {
+  // /var/run is /run, where `ip netns add` binds namespaces (the supervisor does that).
+  mkdirSync(join(dir, "var"), { recursive: true });
+  symlinkSync("../run", join(dir, "var", "run"));
+  const resolv = input.resolvConf ?? hostResolvConf();
+  for (const [name, text] of Object.entries(etcFiles(input.hostname, resolv, input.hosts))) {
     writeFileSync(join(dir, "etc", name), text, { mode: 0o644 });
   }
   if (input.links) {

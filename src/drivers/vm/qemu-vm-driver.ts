@@ -16,7 +16,15 @@ import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, makeSparseFile, readText } from "../../common/fs.js";
 import { joinCgroupArgv, makeCgroup, removeCgroup } from "../../host/cgroup-limits.js";
 import type { CgroupLayout } from "../../host/cgroups.js";
-import { isAlive, killGroup, type ProcessRef, processGroup, refOf, waitDead } from "../../host/proc.js";
+import {
+  isAlive,
+  killGroup,
+  type ProcessRef,
+  processesMentioning,
+  processGroup,
+  refOf,
+  waitDead,
+} from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import { lastLines, runCommand } from "../../process/run-command.js";
 import type { AttachedProcess, ExecIo, RuntimeStatus, SandboxDriver } from "../../sandbox/driver.js";
@@ -334,8 +342,20 @@ export class QemuVmDriver implements SandboxDriver {
 
   private async halt(sandbox: Sandbox, graceMs: number): Promise<void> {
     const monitor = sandbox.monitor;
-    if (!monitor || !isAlive(monitor)) return;
     const p = this.paths(sandbox.name);
+    if (!monitor || !isAlive(monitor)) {
+      // A monitor killed on its own (a service manager that killed the daemon's cgroup) can
+      // leave its qemu running: nothing may outlive the sandbox's stop.
+      for (const ref of processesMentioning(`${p.dir}/`)) {
+        try {
+          process.kill(ref.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+        await waitDead(ref, 5_000);
+      }
+      return;
+    }
     // Before OSN-READY no workload runs and nothing is written yet: there is nothing to save.
     if (readText(p.console).includes("OSN-READY")) {
       const control = await openControl(p);

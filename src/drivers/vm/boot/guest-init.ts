@@ -37,7 +37,10 @@ mount -t tmpfs -o mode=0755 root /newroot
 cd /newroot
 # An FHS view of the bundle (merged /usr): one ln for all links, each named after its target.
 if [ -n "$OSN_LINK_TARGETS" ]; then
+  # set -f: store names may hold glob characters such as '?'.
+  set -f
   mkdir -p usr/bin && ln -s usr/bin bin && ln -s usr/bin sbin && ln -s bin usr/sbin && ln -s $OSN_LINK_TARGETS usr/bin/
+  set +f
 fi
 mkdir -p nix/store proc sys dev tmp root sandbox etc bin usr/bin run
 mount -t overlay overlay -o "lowerdir=/image/nix/store,upperdir=/rw/upper,workdir=/rw/work" /newroot/nix/store || fail "cannot mount the store overlay"
@@ -51,8 +54,10 @@ mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
 mount -t devtmpfs dev /newroot/dev
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
-printf 'root:x:0:0:root:/root:/bin/sh\n' > etc/passwd
-printf 'root:x:0:\n' > etc/group
+printf 'root:x:0:0:root:/root:/bin/sh\nsandbox:x:10001:10001:sandbox:/sandbox:/bin/sh\n' > etc/passwd
+printf 'root:x:0:\nsandbox:x:10001:\n' > etc/group
+chown 10001:10001 /rw/sandbox
+mkdir -p var && ln -s ../run var/run
 printf '127.0.0.1 localhost %s\n' "$OSN_HOSTNAME" > etc/hosts
 ip link set lo up
 # User-mode networking (slirp): the guest is 10.0.2.15, the host is reachable as 10.0.2.2
