@@ -56,7 +56,8 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
   const db = openDb(layout.db);
   const locks = new Locks(db);
   const nix = new NixStore();
-  const images = new ImageCache(db, layout, locks, nix, config.image?.compression ?? "lz4");
+  const prebuilt = Object.values(config.bundles ?? {}).flatMap((b) => (b.image ? [b.image] : []));
+  const images = new ImageCache(db, layout, locks, nix, config.image?.compression ?? "lz4", prebuilt);
   const lowers = new LowerMounts(db, layout, locks);
   const bundles = new BundleResolver(config, nix, join(layout.gcrootsDir, "bundles"));
   const repo = new SandboxRepo(db);

@@ -21,6 +21,11 @@ export const BundleSchema = z
     storePaths: z.array(z.string()).min(1),
     /** Default sandbox kind for this bundle. */
     kind: z.enum(["container", "vm"]).optional(),
+    /**
+     * The bundle's image prebuilt by Nix (nix/bundle-image.nix; the NixOS module sets it): used
+     * as it is when its key matches, so the first sandbox needs no image build.
+     */
+    image: z.string().startsWith("/nix/store/").optional(),
     limits: LimitsSchema.optional(),
     description: z.string().optional(),
   })

@@ -1,6 +1,16 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { listDir } from "../common/fs.js";
 import type { NixStore } from "../nix/nix-store.js";
@@ -8,7 +18,7 @@ import { runCommand } from "../process/run-command.js";
 import type { Db } from "../state/db.js";
 import type { StateLayout } from "../state/layout.js";
 import type { Locks } from "../state/locks.js";
-import { type Compression, imageKey, mkfsErofsArgv, STAGE_SCRIPT } from "./image-format.js";
+import { type Compression, FORMAT_VERSION, imageKey, mkfsErofsArgv, STAGE_SCRIPT } from "./image-format.js";
 
 export interface ImageInfo {
   key: string;
@@ -52,7 +62,32 @@ export class ImageCache {
     private readonly locks: Locks,
     private readonly nix: NixStore,
     private readonly compression: Compression = "lz4",
+    /** Images prebuilt by Nix (nix/bundle-image.nix outputs), adopted when a key matches. */
+    private readonly prebuilt: readonly string[] = [],
   ) {}
+
+  private prebuiltIndex: Map<string, string> | undefined;
+
+  /** key → image.erofs of the prebuilt images of this format and compression; read once. */
+  private prebuiltImage(key: string): string | undefined {
+    if (!this.prebuiltIndex) {
+      this.prebuiltIndex = new Map();
+      for (const dir of this.prebuilt) {
+        try {
+          const meta = JSON.parse(readFileSync(join(dir, "image.json"), "utf8")) as {
+            formatVersion?: number;
+            compression?: string;
+            key?: string;
+          };
+          if (meta.formatVersion === FORMAT_VERSION && meta.compression === this.compression && meta.key)
+            this.prebuiltIndex.set(meta.key, join(dir, "image.erofs"));
+        } catch {
+          // Not there (collected, or a path from another host): the image is built as usual.
+        }
+      }
+    }
+    return this.prebuiltIndex.get(key);
+  }
 
   /** The image for these top-level store paths, building it if needed. */
   async ensure(toplevels: readonly string[], progress: ProgressFn = () => {}): Promise<EnsureResult> {
@@ -118,6 +153,38 @@ export class ImageCache {
     return actions;
   }
 
+  /**
+   * Use an image Nix built (same format, same key) instead of building one: a symlink under
+   * images/ and a GC root for it, so it stays while a sandbox might use it even after the
+   * configuration that named it changed.
+   */
+  private async adopt(
+    key: string,
+    tops: string[],
+    closure: string[],
+    file: string,
+    progress: ProgressFn,
+  ): Promise<EnsureResult> {
+    const roots = join(this.layout.gcrootsDir, key);
+    mkdirSync(roots, { recursive: true });
+    await this.nix.addRoot(join(roots, "image"), dirname(file));
+    mkdirSync(this.layout.imagesDir, { recursive: true });
+    rmSync(this.layout.image(key), { force: true });
+    symlinkSync(file, this.layout.image(key));
+    const bytes = (await stat(file)).size;
+    const createdAt = new Date().toISOString();
+    this.db
+      .prepare(
+        "INSERT OR REPLACE INTO images (key, toplevels, closure, bytes, build_ms, created_at) VALUES (?, ?, ?, ?, 0, ?)",
+      )
+      .run(key, JSON.stringify(tops), JSON.stringify(closure), bytes, createdAt);
+    progress(`using image ${key.slice(0, 12)} prebuilt by Nix (${dirname(file)})`);
+    return {
+      image: { key, path: this.layout.image(key), toplevels: tops, closure, bytes, buildMs: 0, createdAt },
+      built: false,
+    };
+  }
+
   private lookupByToplevels(tops: readonly string[]): ImageInfo | undefined {
     const row = this.db
       .prepare("SELECT i.* FROM toplevel_sets t JOIN images i ON i.key = t.image_key WHERE t.toplevels = ?")
@@ -143,6 +210,8 @@ export class ImageCache {
   ): Promise<EnsureResult> {
     const existing = this.get(key);
     if (existing && (await exists(existing.path))) return { image: existing, built: false };
+    const prebuilt = this.prebuiltImage(key);
+    if (prebuilt && (await exists(prebuilt))) return this.adopt(key, tops, closure, prebuilt, progress);
     const started = performance.now();
     progress(`building image ${key.slice(0, 12)} (${closure.length} store paths)`);
     const roots = join(this.layout.gcrootsDir, key);

@@ -5,12 +5,15 @@ import { createHash } from "node:crypto";
  * prebuilds images: both must produce the same tree so a prebuilt image is a cache hit.
  *
  *   /closure         the closure, one store path a line, sorted
- *   /registration    `nix-store --dump-db` of the closure, for registering it in a guest's Nix DB
+ *   /registration    the closure's registration (`nix-store --load-db` format, canonical:
+ *                    src/nix/registration.ts), for registering it in a guest's Nix DB
  *   /nix/store/<…>   exactly the closure's store paths
  *
  * Bump FORMAT_VERSION whenever the layout or the mkfs flags change: it is part of every key.
+ * nix/bundle-image.nix writes the same format; test/integration/nix-image.test.ts compares them.
+ * v2: canonical registration (v1 had `nix-store --dump-db` as it came).
  */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 export type Compression = "none" | "lz4" | "lz4hc";
 

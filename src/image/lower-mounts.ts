@@ -1,5 +1,6 @@
-import { mkdirSync, rmdirSync } from "node:fs";
+import { mkdirSync, realpathSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
+import { listDir } from "../common/fs.js";
 import {
   detachLoop,
   isMountpoint,
@@ -92,8 +93,9 @@ export class LowerMounts {
       });
     }
     const mounted = new Set(readMounts().map((m) => m.source));
+    const ours = imageFiles(this.layout.imagesDir);
     for (const loop of listLoopDevices()) {
-      if (loop.backingFile.startsWith(`${this.layout.imagesDir}/`) && !mounted.has(loop.device)) {
+      if (ours.has(loop.backingFile) && !mounted.has(loop.device)) {
         await detachLoop(loop.device);
         actions.push(`detached orphan loop device ${loop.device}`);
       }
@@ -111,4 +113,22 @@ export class LowerMounts {
       // already gone, or still busy under a lazy unmount: reconcile tries again
     }
   }
+}
+
+/**
+ * The files our images are: those under images/, and the targets of its symlinks (images
+ * prebuilt by Nix live in the store; a loop device names the resolved file).
+ */
+export function imageFiles(imagesDir: string): Set<string> {
+  const files = new Set<string>();
+  for (const entry of listDir(imagesDir)) {
+    const path = join(imagesDir, entry);
+    files.add(path);
+    try {
+      files.add(realpathSync(path));
+    } catch {
+      // a dangling link: nothing can be backed by it
+    }
+  }
+  return files;
 }

@@ -2,6 +2,7 @@ import { realpathSync } from "node:fs";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { readText } from "../common/fs.js";
 import { runCommand, runCommandStatus } from "../process/run-command.js";
+import { canonicalRegistration, parseDumpDb } from "./registration.js";
 import { assertStorePath, isStorePath } from "./store-path.js";
 
 /** Options every nix invocation gets: no binary cache lookups (offline hosts retry for seconds). */
@@ -77,9 +78,11 @@ export class NixStore {
     return r.stdout.split("\n").filter(Boolean).sort();
   }
 
-  /** Registration info (`nix-store --load-db` format) so a guest can register the closure. */
+  /** Registration info (`nix-store --load-db` format, canonical) so a guest can register the closure. */
   async registration(paths: readonly string[]): Promise<string> {
-    return (await runCommand(["nix-store", "--dump-db", ...paths])).stdout;
+    return canonicalRegistration(
+      parseDumpDb((await runCommand(["nix-store", "--dump-db", ...paths])).stdout),
+    );
   }
 
   /**

@@ -16,6 +16,7 @@ import { type App, openApp } from "../../src/app.js";
 import type { Config } from "../../src/config/schema.js";
 import { cgroupDirs, detectCgroupLayout } from "../../src/host/cgroups.js";
 import { listLoopDevices, readMounts } from "../../src/host/mounts.js";
+import { imageFiles } from "../../src/image/lower-mounts.js";
 import type { AttachedProcess } from "../../src/sandbox/driver.js";
 import type { CreateRequest } from "../../src/sandbox/sandbox-service.js";
 
@@ -132,6 +133,8 @@ export function runCli(stateDir: string, args: string[]): Promise<RunOutput> {
  */
 export function hostFootprint(app: App): Record<string, string[]> {
   const root = app.layout.root;
+  // Images prebuilt by Nix are symlinks into the store: their loop devices name the store file.
+  const images = imageFiles(app.layout.imagesDir);
   const list = (d: string) => (existsSync(d) ? readdirSync(d).sort() : []);
   const procs: string[] = [];
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
@@ -153,7 +156,7 @@ export function hostFootprint(app: App): Record<string, string[]> {
       .filter((m) => m.mountpoint.startsWith(`${root}/`))
       .map((m) => m.mountpoint),
     loops: listLoopDevices()
-      .filter((l) => l.backingFile.startsWith(`${root}/`))
+      .filter((l) => l.backingFile.startsWith(`${root}/`) || images.has(l.backingFile))
       .map((l) => l.device),
     crun: list(app.layout.crunRoot),
     sandboxDirs: list(app.layout.sandboxesDir),
