@@ -68,6 +68,9 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
     locks,
     {
       kernel: config.vm?.kernel,
+      modules: config.vm?.modules,
+      busybox: config.vm?.busybox,
+      prebuiltBootAssets: config.vm?.bootAssets,
       accel: config.vm?.accel ?? accelFromEnv() ?? "auto",
       machine: config.vm?.machine ?? "auto",
       memoryMiB: Math.floor(parseBytes(config.vm?.memory ?? "512Mi", "vm.memory") / 2 ** 20),

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { isOsnError, OsnError } from "../common/errors.js";
 import { VERSION } from "../common/version.js";
+import { registerBuildTools } from "./commands/build-tools.js";
 import { registerBundle } from "./commands/bundle.js";
 import { registerDoctor } from "./commands/doctor.js";
 import { registerDriver } from "./commands/driver.js";
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDoctor(program);
   registerServe(program, ctx);
   registerDriver(program, () => program.opts<GlobalFlags>());
+  registerBuildTools(program, () => program.opts<GlobalFlags>());
 
   const verb = verbOf(argv.slice(2));
   try {

@@ -74,6 +74,12 @@ export const ConfigSchema = z
       .object({
         /** Guest kernel image (bzImage or vmlinux); default: the newest /boot/vmlinuz-*. */
         kernel: z.string().startsWith("/").optional(),
+        /** The kernel's modules directory (…/lib/modules/<release>); default /lib/modules/<release>. */
+        modules: z.string().startsWith("/").optional(),
+        /** A static busybox for the guest's initramfs; default /bin/busybox. */
+        busybox: z.string().startsWith("/").optional(),
+        /** Boot assets prebuilt by `openshell-nix vm boot-assets` (the NixOS module sets it). */
+        bootAssets: z.string().startsWith("/").optional(),
         /** auto: KVM when a probe boot works, else TCG. */
         accel: z.enum(["auto", "kvm", "tcg"]).optional(),
         /** auto: microvm where qemu has it, else q35. */

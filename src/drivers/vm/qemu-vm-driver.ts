@@ -42,6 +42,7 @@ import {
 import { BootAssetCache, type BootAssets } from "./boot/boot-assets.js";
 import { guestSpec } from "./boot/guest-init.js";
 import { findGuestKernel } from "./boot/kernel.js";
+import { readBootAssets } from "./boot/prebuilt-boot-assets.js";
 import { type ExecSockets, vmExec } from "./exec-client.js";
 import { qemuArgv } from "./qemu/qemu-argv.js";
 import { qmpCommand } from "./qemu/qmp-client.js";
@@ -49,6 +50,12 @@ import { FileTail, fileSize } from "./tail-file.js";
 
 export interface VmOptions {
   kernel?: string;
+  /** The kernel's modules directory, when not /lib/modules/<release> (NixOS). */
+  modules?: string;
+  /** Static busybox for the initramfs (default /bin/busybox). */
+  busybox?: string;
+  /** Boot assets prebuilt by `openshell-nix vm boot-assets` (the NixOS module): used as they are. */
+  prebuiltBootAssets?: string;
   accel: AccelSetting;
   machine?: MachineSetting;
   memoryMiB: number;
@@ -144,10 +151,12 @@ export class QemuVmDriver implements SandboxDriver {
   bootAssets(progress: (m: string) => void = () => {}): Promise<BootChoice> {
     this.boot ??= (async () => {
       const bootDir = join(this.layout.root, "boot");
-      const assets = await new BootAssetCache(bootDir, this.locks).ensure(
-        findGuestKernel(this.options.kernel),
-        progress,
-      );
+      const assets = this.options.prebuiltBootAssets
+        ? readBootAssets(this.options.prebuiltBootAssets)
+        : await new BootAssetCache(bootDir, this.locks, this.options.busybox).ensure(
+            findGuestKernel(this.options.kernel, undefined, this.options.modules),
+            progress,
+          );
       const accel = await chooseAccel(this.options.accel, assets, bootDir);
       const machine = await chooseMachine(this.options.machine ?? "auto");
       return { assets, accel, machine };

@@ -45,7 +45,9 @@ export interface BootAssets {
 export class BootAssetCache {
   constructor(
     private readonly dir: string,
-    private readonly locks: Locks,
+    private readonly locks: Pick<Locks, "with">,
+    /** A static busybox for the initramfs (NixOS: pkgsStatic.busybox). */
+    private readonly busybox: string = GUEST_BUSYBOX,
   ) {}
 
   async ensure(kernel: GuestKernel, progress: (m: string) => void = () => {}): Promise<BootAssets> {
@@ -127,7 +129,7 @@ export class BootAssetCache {
     const key = hash(
       [
         GUEST_INIT,
-        digests.digest(GUEST_BUSYBOX),
+        digests.digest(this.busybox),
         ...modules.map(
           (m) => `${m}:${digests.digest(join(kernel.modulesDir, index.paths.get(m) as string))}`,
         ),
@@ -143,7 +145,7 @@ export class BootAssetCache {
           path: d,
           type: "dir" as const,
         })),
-        { path: "bin/busybox", type: "file", mode: 0o755, data: readFileSync(GUEST_BUSYBOX) },
+        { path: "bin/busybox", type: "file", mode: 0o755, data: readFileSync(this.busybox) },
         { path: "init", type: "file", mode: 0o755, data: Buffer.from(GUEST_INIT) },
         { path: "modules.order", type: "file", data: Buffer.from(`${modules.join("\n")}\n`) },
         ...modules.map((m) => ({

@@ -15,7 +15,23 @@ export interface GuestKernel {
  * The guest kernel: the configured image, or the newest /boot/vmlinuz-* whose modules are
  * installed (Debian's linux-image-amd64). The release is taken from the file name.
  */
-export function findGuestKernel(configured?: string, modulesRoot = "/lib/modules"): GuestKernel {
+export function findGuestKernel(
+  configured?: string,
+  modulesRoot = "/lib/modules",
+  /** The kernel's modules directory when it is not <modulesRoot>/<release> (NixOS). */
+  modulesDir?: string,
+): GuestKernel {
+  if (configured && modulesDir) {
+    if (!existsSync(configured))
+      throw new OsnError(ErrorCode.HOST_FEATURE_MISSING, `guest kernel ${configured} does not exist`, {
+        hint: "set vm.kernel to a kernel image (NixOS: the module sets it from boot.kernelPackages)",
+      });
+    if (!existsSync(`${modulesDir}/modules.dep`))
+      throw new OsnError(ErrorCode.HOST_FEATURE_MISSING, `no modules.dep in ${modulesDir}`, {
+        hint: "set vm.modules to the kernel's lib/modules/<release> directory",
+      });
+    return { image: configured, release: basename(modulesDir), modulesDir };
+  }
   const candidates = configured
     ? [configured]
     : listBoot()
