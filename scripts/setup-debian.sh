@@ -14,8 +14,9 @@ fi
 # nix-setup-systemd creates the nixbld build users (without them builds run as root).
 # qemu, the Debian kernel (guest), xz (to unpack it) and e2fsprogs (VM disks) are for VM sandboxes;
 # slirp4netns gives container sandboxes of the OpenShell driver a route to the gateway.
+# python3 (python3-minimal: the /usr/bin/python3 link) runs nix/bundle-image.nix in its CI test.
 packages=(nix-bin nix-setup-systemd erofs-utils crun util-linux mount patchelf busybox-static python3.11
-  qemu-system-x86 linux-image-amd64 xz-utils e2fsprogs slirp4netns ${EXTRA_PACKAGES:-})
+  python3-minimal qemu-system-x86 linux-image-amd64 xz-utils e2fsprogs slirp4netns ${EXTRA_PACKAGES:-})
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -49,8 +49,10 @@ export const ConfigSchema = z
       .object({
         /** The driver's name in GetCapabilities (the gateway routes by its own configured name). */
         name: z.string().min(1).max(63).optional(),
-        /** Where `serve` listens; its directory is made 0700 and the socket 0600. */
+        /** Where `serve` listens; its directory must be closed to others (0700 or 0750). */
         socketPath: z.string().startsWith("/").optional(),
+        /** 0600 (the daemon's user only, the default) or 0660 (its group too: the NixOS module). */
+        socketMode: z.enum(["0600", "0660"]).optional(),
         /**
          * The OpenShell gateway as this host reaches it (http://127.0.0.1:17670). Inside a
          * sandbox a loopback host becomes host.openshell.internal, the sandbox's route to the host.

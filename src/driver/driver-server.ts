@@ -21,7 +21,12 @@ export interface DriverServer {
  * authentication the contract has, so the directory must be ours and closed to others, and the
  * socket 0600.
  */
-export async function serveDriver(driver: NixComputeDriver, socketPath: string): Promise<DriverServer> {
+export async function serveDriver(
+  driver: NixComputeDriver,
+  socketPath: string,
+  /** 0o600, or 0o660 to let the daemon's group in. */
+  socketMode = 0o600,
+): Promise<DriverServer> {
   await prepareSocket(socketPath);
   const handler = connectNodeAdapter({
     routes: (router) => router.service(ComputeDriver, driver.impl()),
@@ -54,9 +59,9 @@ export async function serveDriver(driver: NixComputeDriver, socketPath: string):
       resolve();
     });
   });
-  // Made 0600 once bound. No one else could connect in between: the directory is closed to
+  // Its mode once bound. No one else could connect in between: the directory is closed to
   // others (checked above). A process-wide umask would also hit files made concurrently.
-  chmodSync(socketPath, 0o600);
+  chmodSync(socketPath, socketMode);
   return {
     socketPath,
     async close(deadlineMs = 10_000) {

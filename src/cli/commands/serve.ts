@@ -25,7 +25,8 @@ export function registerServe(program: Command, ctx: CliContext): void {
       });
       const driver = new NixComputeDriver(app);
       for (const action of await driver.startBackground()) log(action);
-      const server = await serveDriver(driver, socketPath);
+      const mode = app.config.driver?.socketMode === "0660" ? 0o660 : 0o600;
+      const server = await serveDriver(driver, socketPath, mode);
       log(`serving ComputeDriver "${driver.name}" on ${server.socketPath} (state ${app.layout.root})`);
       // Sandboxes outlive the daemon: a stop only ends the serving, and a restart re-adopts them.
       await new Promise<void>((resolve) => {

@@ -1,0 +1,53 @@
+{
+  description = "openshell-nix: sandboxes for NVIDIA OpenShell made from the Nix store (erofs bundle images, crun containers, microVMs)";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  outputs =
+    { self, nixpkgs }:
+    let
+      # qemu-system-x86_64 and the x86 boot path are what the VM sandboxes use today.
+      systems = [ "x86_64-linux" ];
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+    in
+    {
+      overlays.default = final: _prev: { openshell-nix = final.callPackage ./nix/package.nix { }; };
+
+      packages = forAllSystems (pkgs: rec {
+        openshell-nix = pkgs.callPackage ./nix/package.nix { };
+        default = openshell-nix;
+      });
+
+      nixosModules.default = {
+        imports = [ ./nix/module.nix ];
+        nixpkgs.overlays = [ self.overlays.default ];
+      };
+
+      devShells = forAllSystems (pkgs: {
+        default = pkgs.mkShell {
+          # Node for the build and the tests; the host tools the integration tests drive.
+          packages = with pkgs; [
+            nodejs_20
+            python3
+            crun
+            erofs-utils
+            qemu_kvm
+            nix
+            slirp4netns
+            e2fsprogs
+            xz
+            util-linux
+            patchelf
+            pkgsStatic.busybox
+          ];
+        };
+      });
+
+      checks = forAllSystems (pkgs: {
+        package = self.packages.${pkgs.system}.default;
+        nixos = pkgs.testers.runNixOSTest (import ./nix/tests/basic.nix { inherit self; });
+      });
+
+      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+    };
+}
