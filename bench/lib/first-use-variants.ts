@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { openApp } from "../../src/app.js";
 import type { Bench } from "./bench.js";
 import type { CgroupSweeper } from "./cgroup-sweeper.js";
@@ -28,6 +30,8 @@ export function firstUseVariants(
   tag: string,
   sweeper: CgroupSweeper,
   builds: BuildSample[],
+  /** The bundle's image made by nix/bundle-image.nix, as nixos-rebuild makes it; absent: no row. */
+  prebuilt?: string,
 ): Variant[] {
   let n = 0;
   const ours: Variant = {
@@ -72,5 +76,62 @@ export function firstUseVariants(
       }
     },
   };
-  return [ours, podman];
+  // What a NixOS host does at a bundle's first use: the image exists already (built with the
+  // system), so the daemon adopts it (a link and a GC root) instead of running mkfs.
+  const oursPrebuilt: Variant | undefined =
+    prebuilt === undefined
+      ? undefined
+      : {
+          name: ROW.oursPrebuilt,
+          sample: async () => {
+            const config = { ...CONFIG, bundles: { demo: { storePaths: bench.toplevels, image: prebuilt } } };
+            const app = await openApp({ stateDir: join(bench.root, `first-use-${n++}`), config });
+            sweeper.track(`/openshell-nix/${app.layout.tag}`);
+            try {
+              const t0 = performance.now();
+              const { built } = await app.images.ensure(bench.toplevels);
+              if (built) throw new Error("the prebuilt image was not adopted");
+              return await timeServiceRun(app, { storePaths: bench.toplevels, command: COMMAND }, t0);
+            } finally {
+              app.close();
+              await removeTree(app.layout.root);
+              await settleDisk();
+            }
+          },
+        };
+  return oursPrebuilt ? [ours, oursPrebuilt, podman] : [ours, podman];
+}
+
+/**
+ * The bench bundle's image built by nix/bundle-image.nix with the host's tools (outside the
+ * clock, like nixos-rebuild), or undefined with the reason on stderr.
+ */
+export function nixPrebuiltImage(bench: Bench): string | undefined {
+  const recipe = fileURLToPath(new URL("../../../nix/bundle-image.nix", import.meta.url));
+  const roots = bench.toplevels.map((p) => `(builtins.storePath ${p})`).join(" ");
+  try {
+    return execFileSync(
+      "nix-build",
+      [
+        "-E",
+        `import ${recipe} { name = "bench"; rootPaths = [ ${roots} ]; bash = "/bin/bash"; toolPath = "/usr/bin:/bin"; }`,
+        "--option",
+        "substituters",
+        "",
+        "--option",
+        "sandbox",
+        "false",
+        "-o",
+        join(bench.root, "prebuilt-image"),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20 },
+    )
+      .toString()
+      .trim();
+  } catch (err) {
+    process.stderr.write(
+      `no prebuilt-image row: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-300)}\n`,
+    );
+    return undefined;
+  }
 }

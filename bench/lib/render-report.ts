@@ -61,7 +61,10 @@ export async function renderReport(bench: Bench, r: Results): Promise<string[]> 
     "",
     `## First use of a bundle never seen before (fresh state each run, ${r.firstRuns} rounds, interleaved)`,
     "",
-    ...latencyTable([ROW.oursFirst, ROW.podmanFirst], r.first),
+    ...latencyTable(
+      [ROW.oursFirst, ...(r.first.has(ROW.oursPrebuilt) ? [ROW.oursPrebuilt] : []), ROW.podmanFirst],
+      r.first,
+    ),
     "",
     ...buildLines(r.builds, r.closure, r.tarMs),
     "",

@@ -7,5 +7,6 @@ export const ROW = {
   cli: "openshell-nix (CLI)",
   podman: "podman run",
   oursFirst: "openshell-nix: image build + first run",
+  oursPrebuilt: "openshell-nix: image prebuilt by Nix (NixOS) + first run",
   podmanFirst: "podman: import + first run",
 } as const;

@@ -7,7 +7,7 @@ import { ErrorCode, OsnError } from "../common/errors.js";
 import { ComputeDriver } from "../gen/openshell/compute/v1/compute_driver_pb.js";
 import type { NixComputeDriver } from "./compute-driver.js";
 
-export const DEFAULT_SOCKET = "/run/openshell-nix/compute-driver.sock";
+export { DEFAULT_SOCKET } from "./defaults.js";
 
 export interface DriverServer {
   socketPath: string;

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -235,6 +235,11 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
         },
       },
     });
+
+  it("listens on a 0600 socket in a 0700 directory", () => {
+    expect(statSync(daemon.socket).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, "run")).mode & 0o777).toBe(0o700);
+  });
 
   it("GetCapabilities: name, version, default image, gateway-managed lifecycle", async () => {
     const caps = await client.getCapabilities({});
@@ -477,8 +482,11 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     const other = new DriverDaemon(join(dir, "broken"), join(dir, "broken", "state"), {
       ...config,
       vm: { accel: "tcg", kernel: "/nonexistent/vmlinuz" },
+      // As the NixOS module configures it: the daemon's group may use the socket.
+      driver: { ...config.driver, socketMode: "0660" },
     });
     await other.start();
+    expect(statSync(other.socket).mode & 0o777).toBe(0o660);
     const c = driverClient(other.socket);
     const w = new Watch(c);
     try {

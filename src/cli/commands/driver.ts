@@ -1,16 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { create, type JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject } from "@bufbuild/protobuf";
 import type { Command } from "commander";
 import { ErrorCode, OsnError } from "../../common/errors.js";
 import { loadConfig } from "../../config/load.js";
-import { type DriverClient, driverClient, fromDriverError } from "../../driver/driver-client.js";
-import { DEFAULT_SOCKET } from "../../driver/driver-server.js";
-import {
-  type DriverSandbox,
-  DriverSandboxSchema,
-  type WatchSandboxesEvent,
-} from "../../gen/openshell/compute/v1/compute_driver_pb.js";
+import { DEFAULT_SOCKET } from "../../driver/defaults.js";
+import type { DriverClient } from "../../driver/driver-client.js";
+import type { DriverSandbox, WatchSandboxesEvent } from "../../gen/openshell/compute/v1/compute_driver_pb.js";
 import type { GlobalFlags } from "../context.js";
 import { printJson, style, table } from "../output.js";
 
@@ -19,6 +15,7 @@ interface DriverFlags {
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+const runtime = () => import("./driver-runtime.js");
 
 /**
  * `openshell-nix driver …`: a small gateway stand-in that drives sandboxes through a running
@@ -34,14 +31,14 @@ export function registerDriver(program: Command, globals: () => GlobalFlags): vo
     const flags = group.opts<DriverFlags>();
     const config = await loadConfig(globals().config);
     const socket = flags.socket ?? config.driver?.socketPath ?? DEFAULT_SOCKET;
-    return { client: driverClient(socket), socket };
+    return { client: (await runtime()).driverClient(socket), socket };
   };
   const call = async <T>(fn: (c: DriverClient) => Promise<T>): Promise<T> => {
     const { client, socket } = await session();
     try {
       return await fn(client);
     } catch (err) {
-      throw fromDriverError(err, socket);
+      throw (await runtime()).fromDriverError(err, socket);
     }
   };
 
@@ -123,6 +120,7 @@ export function registerDriver(program: Command, globals: () => GlobalFlags): vo
           environment[pair.slice(0, eq)] = pair.slice(eq + 1);
         }
         const driverConfig: JsonObject = flags.kind ? { kind: flags.kind } : {};
+        const { create, DriverSandboxSchema, fromDriverError } = await runtime();
         const sandbox = create(DriverSandboxSchema, {
           id,
           name: flags.name ?? id,
@@ -195,7 +193,7 @@ export function registerDriver(program: Command, globals: () => GlobalFlags): vo
         for await (const e of client.watchSandboxes({}))
           process.stdout.write(`${JSON.stringify(eventView(e))}\n`);
       } catch (err) {
-        throw fromDriverError(err, socket);
+        throw (await runtime()).fromDriverError(err, socket);
       }
     });
 }

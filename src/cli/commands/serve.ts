@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { ErrorCode, OsnError } from "../../common/errors.js";
-import { NixComputeDriver } from "../../driver/compute-driver.js";
-import { DEFAULT_SOCKET, prepareSocket, serveDriver } from "../../driver/driver-server.js";
+import { DEFAULT_SOCKET } from "../../driver/defaults.js";
 import type { CliContext } from "../context.js";
 
 export function registerServe(program: Command, ctx: CliContext): void {
@@ -14,6 +13,9 @@ export function registerServe(program: Command, ctx: CliContext): void {
     )
     .option("--drain-timeout <seconds>", "on SIGTERM, how long operations in flight may take", "30")
     .action(async (flags: { socket?: string; drainTimeout: string }) => {
+      // Loaded here: the gRPC server stack is for this verb only.
+      const { NixComputeDriver } = await import("../../driver/compute-driver.js");
+      const { prepareSocket, serveDriver } = await import("../../driver/driver-server.js");
       const app = await ctx.app();
       const socketPath = flags.socket ?? app.config.driver?.socketPath ?? DEFAULT_SOCKET;
       const log = (line: string) => process.stderr.write(`openshell-nix serve: ${line}\n`);
