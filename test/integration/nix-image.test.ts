@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.js";
 import { mountErofs, unmount } from "../../src/host/mounts.js";
 import { FORMAT_VERSION } from "../../src/image/image-format.js";
+import { nixBuildOptions } from "../../src/nix/nix-store.js";
 import {
   disposeApp,
   EMPTY_FOOTPRINT,
@@ -22,7 +23,9 @@ const GC_PROBE = new URL("../fixtures/gc-probe.nix", import.meta.url).pathname;
 
 /**
  * nix/bundle-image.nix with the host's tools, as CI has no nixpkgs (the NixOS module passes
- * nixpkgs' bash, coreutils, erofs-utils and python3 instead).
+ * nixpkgs' bash, coreutils, erofs-utils and python3 instead). Built as root, not as a nixbld
+ * user: in full test runs such builds were now and then killed with SIGKILL (never with root
+ * builds); the cause is not found yet (see the issue notes).
  */
 function nixImage(name: string, rootPaths: string[]): string {
   const roots = rootPaths.map((p) => `(builtins.storePath ${p})`).join(" ");
@@ -30,7 +33,18 @@ function nixImage(name: string, rootPaths: string[]): string {
   try {
     return execFileSync(
       "nix-build",
-      ["-E", expr, "--option", "substituters", "", "--option", "sandbox", "false", "--no-out-link"],
+      [
+        "-E",
+        expr,
+        ...nixBuildOptions(),
+        "--option",
+        "build-users-group",
+        "",
+        "--option",
+        "sandbox",
+        "false",
+        "--no-out-link",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     )
       .toString()
