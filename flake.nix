@@ -27,7 +27,7 @@
         default = pkgs.mkShell {
           # Node for the build and the tests; the host tools the integration tests drive.
           packages = with pkgs; [
-            nodejs_20
+            nodejs
             python3
             crun
             erofs-utils

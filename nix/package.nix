@@ -7,7 +7,7 @@
   lib,
   buildNpmPackage,
   importNpmLock,
-  nodejs_20,
+  nodejs,
   python3,
   makeWrapper,
   # What the daemon runs; on its PATH through the wrapper.
@@ -57,7 +57,9 @@ buildNpmPackage {
   pname = "openshell-nix";
   version = (lib.importJSON ../package.json).version;
   inherit src;
-  nodejs = nodejs_20;
+  # nixpkgs' default Node (an LTS); better-sqlite3 is compiled against its headers, so the
+  # Node 20 pin of the Debian path does not apply here.
+  inherit nodejs;
 
   npmDeps = importNpmLock { npmRoot = src; };
   npmConfigHook = importNpmLock.npmConfigHook;
@@ -66,7 +68,7 @@ buildNpmPackage {
     python3
     makeWrapper
   ];
-  env.npm_config_nodedir = nodejs_20;
+  env.npm_config_nodedir = nodejs;
 
   npmBuildScript = "build";
 

@@ -108,13 +108,15 @@ in
 
     users.groups.${cfg.group} = { };
 
-    # erofs and overlay for the images, loop for their host mounts, tun for slirp4netns; kvm
-    # comes with the CPU's module (kvm-intel, kvm-amd), which NixOS loads where it applies.
+    # erofs and overlay for the images, loop for their host mounts, tun for slirp4netns, kvm for
+    # VM sandboxes (the CPU's own module, kvm-intel or kvm-amd, is loaded by NixOS's hardware
+    # detection where it applies; without it VMs fall back to TCG, and `doctor` says so).
     boot.kernelModules = [
       "erofs"
       "overlay"
       "loop"
       "tun"
+      "kvm"
     ];
 
     systemd.services.openshell-nix = {
