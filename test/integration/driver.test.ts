@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -589,6 +589,27 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     expect(again.body.boots).toBeGreaterThan(1);
   }, 120_000);
 
+  it("a watch opened during provisioning replays the pending sandbox with the others; a dropped watch harms nothing", async () => {
+    await client.createSandbox({ sandbox: request("replay-vm", "vm") });
+    const late = new Watch(client);
+    try {
+      const pending = await late.until("the pending replay", () => late.snapshots("replay-vm")[0]);
+      expect(ready(pending)).toEqual({ status: "False", reason: "Starting" });
+      const replayedIds = late.events.flatMap((e) =>
+        e.payload.case === "sandbox" ? [e.payload.value.sandbox?.id] : [],
+      );
+      expect(replayedIds).toContain("c0ffee00-0000-4000-8000-000000000001");
+      expect(replayedIds).toContain("c0ffee00-0000-4000-8000-000000000002");
+    } finally {
+      late.close(); // a client that goes away mid-stream
+    }
+    expect((await client.getCapabilities({})).driverName).toBe("nix");
+    await watch.until("replay-vm Ready", () =>
+      watch.snapshots("replay-vm").find((s) => ready(s)?.status === "True"),
+    );
+    expect((await client.deleteSandbox({ sandboxId: "replay-vm" })).deleted).toBe(true);
+  }, 120_000);
+
   it("concurrent creates all come up", async () => {
     const ids = ["many-1", "many-2", "many-3"];
     await Promise.all(ids.map((id) => client.createSandbox({ sandbox: request(id, "container") })));
@@ -656,6 +677,8 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
       await watch.until("the deleted event", () =>
         watch.events.find((e) => e.payload.case === "deleted" && e.payload.value.sandboxId === id),
       );
+      // `deleted` only once the sandbox is really gone from the host.
+      expect(existsSync(join(stateDir, "sandboxes", `os-${id}`))).toBe(false);
       expect(await grpcCode(client.getSandbox({ sandboxId: id }))).toBe(Code.NotFound);
       expect((await client.deleteSandbox({ sandboxId: id })).deleted).toBe(false);
     }
