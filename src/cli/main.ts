@@ -33,7 +33,7 @@ export async function main(argv: string[]): Promise<number> {
   registerLifecycle(program, ctx);
   registerInspect(program, ctx);
   registerBundle(program, ctx);
-  registerDoctor(program);
+  registerDoctor(program, () => program.opts<GlobalFlags>());
   registerServe(program, ctx);
   registerDriver(program, () => program.opts<GlobalFlags>());
   registerBuildTools(program, () => program.opts<GlobalFlags>());

@@ -1,14 +1,16 @@
 import type { Command } from "commander";
 import { runChecks } from "../../doctor/checks.js";
+import { driverChecks } from "../../doctor/driver-checks.js";
+import type { GlobalFlags } from "../context.js";
 import { printJson, style } from "../output.js";
 
-export function registerDoctor(program: Command): void {
+export function registerDoctor(program: Command, globals: () => GlobalFlags): void {
   program
     .command("doctor")
     .description("check the host features sandboxes need, and say how to fix what is missing")
     .option("--json", "print JSON")
     .action(async (flags: { json?: boolean }) => {
-      const results = await runChecks();
+      const results = [...(await runChecks()), ...(await driverChecks(globals().config))];
       const failed = results.some((r) => r.level === "fail");
       process.exitCode = failed ? 5 : 0;
       if (flags.json) return printJson({ ok: !failed, checks: results });
