@@ -18,10 +18,14 @@
         default = openshell-nix;
       });
 
-      nixosModules.default = {
-        imports = [ ./nix/module.nix ];
-        nixpkgs.overlays = [ self.overlays.default ];
-      };
+      # No nixpkgs.overlays here: a read-only nixpkgs (runNixOSTest, readOnlyPkgs) refuses them.
+      # The package comes from this flake unless the user sets services.openshell-nix.package.
+      nixosModules.default =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nix/module.nix ];
+          services.openshell-nix.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
 
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {
@@ -44,10 +48,10 @@
       });
 
       checks = forAllSystems (pkgs: {
-        package = self.packages.${pkgs.system}.default;
+        package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
         nixos = pkgs.testers.runNixOSTest (import ./nix/tests/basic.nix { inherit self; });
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
     };
 }

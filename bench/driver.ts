@@ -108,10 +108,6 @@ async function main(): Promise<void> {
       "--option",
       "sandbox",
       "false",
-      // As root: nixbld builds were killed now and then in full runs (see nix-image.test.ts).
-      "--option",
-      "build-users-group",
-      "",
       "-o",
       join(root, "stand-in"),
     ])

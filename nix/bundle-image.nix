@@ -34,7 +34,26 @@ let
   compressionFlag = if compression == "none" then "" else "-z${compression}";
   # Structured attrs give the closure with narHash, narSize and references in .attrs.json.
   meta = ''
-    import hashlib, json, os, sys
+    import base64, hashlib, json, os, sys
+
+    # narHash as the runtime builder writes it (src/nix/registration.ts): sha256:<Nix base-32>,
+    # whichever form this Nix puts in .attrs.json (base-32, base-16 or SRI).
+    def nar_hash(h):
+        alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
+        if h.startswith("sha256-"):
+            raw = base64.b64decode(h[7:])
+        elif len(h) == 7 + 64:
+            raw = bytes.fromhex(h[7:])
+        else:
+            return h
+        out = ""
+        for n in range(51, -1, -1):
+            b = n * 5
+            i, j = b // 8, b % 8
+            c = (raw[i] >> j) | ((raw[i + 1] << (8 - j)) if i + 1 < len(raw) else 0)
+            out += alphabet[c & 0x1f]
+        return "sha256:" + out
+
     attrs = json.load(open(os.environ["NIX_ATTRS_JSON_FILE"]))
     infos = sorted(attrs["closure"], key=lambda i: i["path"])
     paths = [i["path"] for i in infos]
@@ -43,7 +62,7 @@ let
     with open("registration", "w") as f:
         for i in infos:
             refs = sorted(i["references"])
-            f.write("\n".join([i["path"], i["narHash"], str(i["narSize"]), "", str(len(refs))] + refs) + "\n")
+            f.write("\n".join([i["path"], nar_hash(i["narHash"]), str(i["narSize"]), "", str(len(refs))] + refs) + "\n")
     h = hashlib.sha256()
     h.update(("openshell-nix-image v%d %s\n" % (${toString formatVersion}, sys.argv[1])).encode())
     for p in paths:
@@ -72,10 +91,16 @@ builtins.derivation {
       python3 meta.py ${compression}
       mkdir -p stage/nix/store "$out"
       cp closure registration stage/
+      # Progress on stderr. Also a workaround: Nix 2.8 killed a silent builder of this recipe
+      # (SIGKILL, "failed due to signal 9") in about half of the builds here, never one that
+      # printed (docs/nixos.md).
+      echo "staging $(wc -l < closure) store paths" >&2
       # One cp for all: hard links between store paths stay hard links.
       xargs -r cp -a -t stage/nix/store < closure
+      echo "packing the erofs image (${compression})" >&2
       mkfs.erofs --quiet -T0 --all-root -U${uuid} ${compressionFlag} "$out/image.erofs" stage
       cp closure image.json "$out/"
+      echo "image $(python3 -c 'import json; print(json.load(open("image.json"))["key"])')" >&2
     ''
   ];
 }

@@ -12,11 +12,12 @@ let
   hostLib = "/lib/x86_64-linux-gnu";
 
   # builder is the host's /bin/sh; Nix hands builders PATH=/path-not-set, so set it here.
+  # Each step says what it builds: Debian's Nix 2.8 killed silent builders now and then.
   step = name: script:
     builtins.derivation {
       inherit name system;
       builder = "/bin/sh";
-      args = [ "-e" "-c" script ];
+      args = [ "-e" "-c" "echo 'building ${name}' >&2\n${script}" ];
       PATH = "/usr/bin:/bin";
     };
 

@@ -9,7 +9,6 @@
   importNpmLock,
   nodejs,
   python3,
-  makeWrapper,
   # What the daemon runs; on its PATH through the wrapper.
   crun,
   qemu_kvm,
@@ -18,6 +17,7 @@
   util-linux,
   e2fsprogs,
   xz,
+  zstd,
   slirp4netns,
   coreutils,
   findutils,
@@ -46,6 +46,7 @@ let
     util-linux
     e2fsprogs
     xz
+    zstd
     slirp4netns
     coreutils
     findutils
@@ -64,17 +65,18 @@ buildNpmPackage {
   npmDeps = importNpmLock { npmRoot = src; };
   npmConfigHook = importNpmLock.npmConfigHook;
 
-  nativeBuildInputs = [
-    python3
-    makeWrapper
-  ];
+  nativeBuildInputs = [ python3 ];
   env.npm_config_nodedir = nodejs;
 
   npmBuildScript = "build";
 
-  postInstall = ''
-    wrapProgram $out/bin/openshell-nix --prefix PATH : ${runtimePath}
-  '';
+  # buildNpmPackage makes bin/openshell-nix with makeWrapper; these arguments go into it.
+  makeWrapperArgs = [
+    "--prefix"
+    "PATH"
+    ":"
+    runtimePath
+  ];
 
   meta = {
     description = "Sandboxes for NVIDIA OpenShell made from the host's /nix/store: erofs bundle images, crun containers, microVMs";

@@ -20,6 +20,8 @@ trap 'rm -f "$out"' EXIT
 nix-instantiate --eval --strict --json nix/tests/eval-module.nix --arg lib "import $NIXPKGS_LIB/lib" |
   node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);
     if (r.assertionsFailing.length) { console.error("failing assertions:", r.assertionsFailing); process.exit(1); }
+    const failed = Object.entries(r.probes).filter(([, ok]) => ok !== true).map(([k]) => k);
+    if (failed.length) { console.error("probes that failed:", failed); process.exit(1); }
     process.stdout.write(JSON.stringify(r.settings, null, 2) + "\n");})' >"$out"
 if [ "${1:-}" = "--update" ]; then
   cp "$out" "$golden"

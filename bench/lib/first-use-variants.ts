@@ -121,10 +121,6 @@ export function nixPrebuiltImage(bench: Bench): string | undefined {
         "--option",
         "sandbox",
         "false",
-        // As root: builds as a nixbld user were killed now and then (see the image test).
-        "--option",
-        "build-users-group",
-        "",
         "-o",
         join(bench.root, "prebuilt-image"),
       ],

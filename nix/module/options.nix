@@ -131,8 +131,9 @@ in
         defaultText = lib.literalExpression "pkgs.linuxPackages";
         description = "The guest kernel of VM sandboxes (its uncompressed `vmlinux` and modules are used).";
       };
-      busybox = mkPackageOption pkgs.pkgsStatic "busybox" { } // {
-        description = "A static busybox for the guests' initramfs.";
+      busybox = mkPackageOption pkgs.pkgsStatic "busybox" {
+        pkgsText = "pkgs.pkgsStatic";
+        extraDescription = "It must be static: it runs in the guests' initramfs, where no libraries are.";
       };
       prebuildBootAssets = mkOption {
         type = types.bool;

@@ -4,6 +4,7 @@
   config,
   lib,
   pkgs,
+  utils,
   ...
 }:
 let
@@ -20,7 +21,7 @@ let
     name: b:
     import ../bundle-image.nix {
       inherit name;
-      inherit (pkgs) system;
+      inherit (pkgs.stdenv.hostPlatform) system;
       rootPaths = bundlePackages b;
       compression = cfg.settings.image.compression;
       bash = "${pkgs.bash}/bin/bash";
@@ -39,7 +40,9 @@ let
       --busybox ${cfg.vm.busybox}/bin/busybox
   '';
 
-  rendered = lib.recursiveUpdate cfg.settings {
+  # What the module computes; the user's settings win over it (set settings.vm.kernel to boot
+  # another kernel, settings.driver.socketMode = "0600" to shut the group out).
+  computed = {
     driver.socketMode = "0660";
     bundles = lib.mapAttrs (
       name: b:
@@ -58,6 +61,7 @@ let
       }
       // lib.optionalAttrs cfg.vm.prebuildBootAssets { bootAssets = "${bootAssets}"; };
   };
+  rendered = lib.recursiveUpdate computed cfg.settings;
 
   # zod's optional keys take absent, not null: nulls (unset options) are left out.
   withoutNulls = lib.filterAttrsRecursive (_: v: v != null);
@@ -82,8 +86,8 @@ in
 
   config = lib.mkIf cfg.enable {
     services.openshell-nix.renderedSettings = withoutNulls rendered;
-    # The daemon's own default (nix:demo) is the Debian demo bundle; on NixOS the first declared
-    # bundle is the sensible default image for the gateway.
+    # The daemon's own default (nix:demo) is the Debian demo bundle; on NixOS a declared bundle
+    # (the alphabetically first: attribute sets have no order) is the default image instead.
     services.openshell-nix.settings.driver.defaultImage = lib.mkIf (cfg.bundles != { }) (
       lib.mkDefault "nix:${lib.head (lib.attrNames cfg.bundles)}"
     );
@@ -95,12 +99,17 @@ in
       socket_path = "${socket}"
     '';
 
-    assertions = [
+    assertions =
+      lib.mapAttrsToList (name: b: {
+        assertion = b.packages != [ ];
+        message = "services.openshell-nix.bundles.${name}.packages is empty: a bundle needs at least one package";
+      }) cfg.bundles
+      ++ [
       {
         assertion = lib.hasPrefix "/run/openshell-nix/" socket;
         message = "services.openshell-nix.settings.driver.socketPath must be below /run/openshell-nix (the unit's RuntimeDirectory)";
       }
-    ];
+      ];
 
     environment.etc."openshell-nix/config.json".source = checkedConfig;
     environment.etc."openshell-nix/gateway-driver.toml".text = cfg.gateway.configFragment;
@@ -138,7 +147,9 @@ in
         RuntimeDirectory = "openshell-nix";
         RuntimeDirectoryMode = "0750";
         RuntimeDirectoryPreserve = true;
-        UMask = "0077";
+        # 0022, not 0077: the agent in a driver sandbox runs as an unprivileged user and must read
+        # the sandbox's root, which the daemon writes; the state directory itself is 0700.
+        UMask = "0022";
         # Sandboxes outlive the daemon: a restart (nixos-rebuild switch) stops only the daemon's
         # own process, and the next one re-adopts the running sandboxes. With the default
         # control-group mode every sandbox monitor would be killed (and then restarted).
@@ -189,7 +200,7 @@ in
       after = [ "openshell-nix.service" ];
       serviceConfig = {
         ExecStartPre = "${pkgs.bash}/bin/bash -c 'for i in $(seq 300); do [ -S ${socket} ] && exit 0; sleep 0.1; done; echo no driver socket at ${socket} >&2; exit 1'";
-        ExecStart = lib.escapeShellArgs (
+        ExecStart = utils.escapeSystemdExecArgs (
           [
             "${cfg.gateway.package}/bin/openshell-gateway"
             "--drivers"

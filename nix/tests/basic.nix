@@ -12,6 +12,9 @@
       services.openshell-nix = {
         enable = true;
         bundles.python.packages = [ pkgs.python3 ];
+        # A stand-in for the OpenShell supervisor: the driver's sandboxes need one (no gateway here).
+        supervisorPackage = pkgs.writeShellScriptBin "openshell-sandbox" "exec sleep infinity";
+        settings.driver.gatewayEndpoint = "http://127.0.0.1:17670";
         # The test VM has no nested KVM to rely on.
         settings.vm.accel = "tcg";
       };
@@ -38,11 +41,18 @@
     with subtest("the driver answers on its socket"):
         machine.succeed("openshell-nix driver caps | grep '\"gatewayManagesLifecycle\": true'")
 
-    with subtest("a restart of the daemon keeps a running sandbox"):
-        machine.succeed("openshell-nix create --name keep --bundle python --start -- python3 -c 'import time; time.sleep(86400)'")
+    with subtest("a restart of the daemon keeps the sandboxes it runs (KillMode=process)"):
+        import json
+        sid = machine.succeed("openshell-nix driver create --kind container --image nix:python").strip()
+        before = json.loads(machine.succeed(f"openshell-nix inspect os-{sid} --json"))
+        assert before["state"] == "running", before
         machine.succeed("systemctl restart openshell-nix.service")
         machine.wait_for_unit("openshell-nix.service")
-        machine.succeed("openshell-nix exec keep -- python3 -c 'print(1)'")
-        machine.succeed("openshell-nix rm --force keep")
+        machine.wait_for_file("/run/openshell-nix/compute-driver.sock")
+        after = json.loads(machine.succeed(f"openshell-nix inspect os-{sid} --json"))
+        # Not restarted: the same start, the same monitor.
+        assert (after["state"], after["startedAt"], after["pid"]) == ("running", before["startedAt"], before["pid"]), after
+        machine.succeed(f"openshell-nix driver get {sid} | grep '\"state\": \"running\"'")
+        machine.succeed(f"openshell-nix driver rm {sid}")
   '';
 }

@@ -16,6 +16,7 @@ let
     };
   pkgs = {
     system = "x86_64-linux";
+    stdenv.hostPlatform.system = "x86_64-linux";
     formats.json = _: {
       type = lib.types.attrsOf lib.types.anything;
       generate = name: value: fake name;
@@ -73,17 +74,39 @@ let
       };
     };
   };
-  evaluated = lib.evalModules {
-    modules = [
-      nixosStubs
-      ../module.nix
-      example
-      { _module.args = { inherit pkgs; }; }
-    ];
-  };
-  cfg = evaluated.config;
+  evalWith =
+    extra:
+    lib.evalModules {
+      modules = [
+        nixosStubs
+        ../module.nix
+        example
+        extra
+        {
+        _module.args = {
+          inherit pkgs;
+          # NixOS's utils, as far as the module uses it.
+          utils.escapeSystemdExecArgs = args: lib.concatMapStringsSep " " (a: ''"${a}"'') args;
+        };
+        }
+      ];
+    };
+  cfg = (evalWith { }).config;
+  # Behaviours checked by scripts/eval-module.sh: each must be true.
+  probes =
+    let
+      withUser = (evalWith { services.openshell-nix.settings.vm.kernel = "/my/vmlinux"; }).config;
+      emptyBundle = (evalWith { services.openshell-nix.bundles.empty.packages = [ ]; }).config;
+    in
+    {
+      userSettingsWin = withUser.services.openshell-nix.renderedSettings.vm.kernel == "/my/vmlinux";
+      emptyBundleIsRefused = lib.any (a: !a.assertion) emptyBundle.assertions;
+      noNullsRendered = !(lib.hasInfix "null" (builtins.toJSON cfg.services.openshell-nix.renderedSettings));
+      socketGroupMode = cfg.services.openshell-nix.renderedSettings.driver.socketMode == "0660";
+    };
 in
 {
+  inherit probes;
   settings = cfg.services.openshell-nix.renderedSettings;
   gatewayFragment = cfg.services.openshell-nix.gateway.configFragment;
   kernelModules = cfg.boot.kernelModules;

@@ -183,10 +183,6 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
       "--option",
       "sandbox",
       "false",
-      // As root: nixbld builds were killed now and then in full runs (see nix-image.test.ts).
-      "--option",
-      "build-users-group",
-      "",
       "--no-out-link",
     ])
       .toString()

@@ -33,10 +33,32 @@ describe.skipIf(skip)(`the Nix files${skip ? ` (skipped: ${skip})` : ""}`, () =>
       expect(rel).toContain(f);
   });
 
+  it("README's configuration.nix example parses", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const example = /```nix\n(\{ inputs, pkgs, \.\.\. \}:[\s\S]*?)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    const r = spawnSync("nix-instantiate", ["--parse", "-E", example ?? ""], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+  });
+
   it.each(files.map((f) => [relative(ROOT, f), f]))("%s parses", (_rel, file) => {
     const r = spawnSync("nix-instantiate", ["--parse", file], { encoding: "utf8" });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
+  });
+});
+
+describe("package-lock.json, for nixpkgs' importNpmLock", () => {
+  it("names a download URL and an integrity hash for every package", () => {
+    const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
+      packages: Record<string, { resolved?: string; integrity?: string; link?: boolean }>;
+    };
+    const missing = Object.entries(lock.packages)
+      .filter(([path, p]) => path !== "" && !p.link && !(p.resolved?.startsWith("https://") && p.integrity))
+      .map(([path]) => path);
+    // npm omits `resolved` where omit-lockfile-registry-resolved is set; the project's .npmrc
+    // turns that off, since importNpmLock fetches every package from its `resolved` URL.
+    expect(missing).toEqual([]);
   });
 });
 

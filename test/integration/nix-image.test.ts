@@ -23,9 +23,7 @@ const GC_PROBE = new URL("../fixtures/gc-probe.nix", import.meta.url).pathname;
 
 /**
  * nix/bundle-image.nix with the host's tools, as CI has no nixpkgs (the NixOS module passes
- * nixpkgs' bash, coreutils, erofs-utils and python3 instead). Built as root, not as a nixbld
- * user: in full test runs such builds were now and then killed with SIGKILL (never with root
- * builds); the cause is not found yet (see the issue notes).
+ * nixpkgs' bash, coreutils, erofs-utils and python3 instead).
  */
 function nixImage(name: string, rootPaths: string[]): string {
   const roots = rootPaths.map((p) => `(builtins.storePath ${p})`).join(" ");
@@ -33,18 +31,7 @@ function nixImage(name: string, rootPaths: string[]): string {
   try {
     return execFileSync(
       "nix-build",
-      [
-        "-E",
-        expr,
-        ...nixBuildOptions(),
-        "--option",
-        "build-users-group",
-        "",
-        "--option",
-        "sandbox",
-        "false",
-        "--no-out-link",
-      ],
+      ["-E", expr, ...nixBuildOptions(), "--option", "sandbox", "false", "--no-out-link"],
       { stdio: ["ignore", "pipe", "pipe"] },
     )
       .toString()

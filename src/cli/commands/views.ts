@@ -17,6 +17,8 @@ export function sandboxJson(sb: Sandbox): Record<string, unknown> {
     startedAt: sb.startedAt,
     finishedAt: sb.finishedAt,
     pid: sb.monitor?.pid ?? null,
+    /** The OpenShell gateway's id when the compute driver made it. */
+    gatewayId: sb.spec.managedBy ?? null,
   };
 }
 
