@@ -83,7 +83,6 @@ export class CrunFloor {
       upperDir,
       workDir,
       homeDir: this.home,
-      workspaceDir: this.home,
       cgroupsPath: `${this.cgroupParent}/${id}`,
       limits: resolveLimits(this.bench.app.config.limits),
     });

@@ -111,7 +111,9 @@ export class CrunContainerDriver implements SandboxDriver {
 
   async prepare(sandbox: Sandbox, image: ImageInfo): Promise<void> {
     const p = this.paths(sandbox.name);
-    for (const d of [p.bundle, p.upper, p.work, p.home, p.workspace]) mkdirSync(d, { recursive: true });
+    const supervisor = sandbox.spec.privileges === "supervisor";
+    const dirs = [p.bundle, p.upper, p.work, p.home, ...(supervisor ? [p.workspace] : [])];
+    for (const d of dirs) mkdirSync(d, { recursive: true });
     const slirp = sandbox.spec.network === "slirp";
     writeRootfs(p.rootfs, {
       hostname: sandbox.name,
@@ -125,7 +127,7 @@ export class CrunContainerDriver implements SandboxDriver {
       resolvConf: slirp ? "nameserver 10.0.2.3\n" : undefined,
     });
     // The supervisor's workdir belongs to the user it runs the agent as.
-    chownSync(p.workspace, SANDBOX_UID, SANDBOX_UID);
+    if (supervisor) chownSync(p.workspace, SANDBOX_UID, SANDBOX_UID);
     const lowerDir = await this.lowers.acquire(image.key, sandbox.name);
     const config = buildOciConfig({
       process: {
@@ -140,7 +142,7 @@ export class CrunContainerDriver implements SandboxDriver {
       upperDir: p.upper,
       workDir: p.work,
       homeDir: p.home,
-      workspaceDir: p.workspace,
+      workspaceDir: supervisor ? p.workspace : undefined,
       netnsPath: slirp ? p.netns : undefined,
       cgroupsPath: this.cgroupsPath(sandbox.name),
       limits: sandbox.spec.limits,

@@ -10,7 +10,6 @@ const input = {
   upperDir: "/s/upper",
   workDir: "/s/work",
   homeDir: "/s/home",
-  workspaceDir: "/s/sandbox",
   cgroupsPath: "/openshell-nix/t/box",
   limits: { memoryBytes: 64 * 2 ** 20, pids: 50, cpus: 0.5 },
 };
@@ -54,7 +53,14 @@ describe("buildOciConfig", () => {
     expect(c.process.capabilities.bounding).not.toContain("CAP_SYS_ADMIN");
   });
   it("gives the OpenShell supervisor namespaces, mounts and its capabilities, and nothing more", () => {
-    const s = buildOciConfig({ ...input, process: { ...input.process, profile: "supervisor" } });
+    expect(c.mounts.map((m) => m.destination)).not.toContain("/sandbox");
+    const s = buildOciConfig({
+      ...input,
+      workspaceDir: "/s/sandbox",
+      process: { ...input.process, profile: "supervisor" },
+    });
+    expect(s.mounts.find((m) => m.destination === "/sandbox")?.source).toBe("/s/sandbox");
+    expect(s.mounts.find((m) => m.destination === "/run")?.type).toBe("tmpfs");
     const denied = s.linux.seccomp.syscalls.filter((r) => !r.args).flatMap((r) => r.names);
     for (const sc of ["mount", "unshare", "setns", "umount2", "pivot_root"]) expect(denied).not.toContain(sc);
     for (const sc of ["bpf", "keyctl", "init_module", "kexec_load", "io_uring_setup", "userfaultfd"])

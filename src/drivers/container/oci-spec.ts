@@ -52,8 +52,11 @@ export interface OciConfigInput {
   workDir: string;
   /** Persistent home directory, bind-mounted at /root. */
   homeDir: string;
-  /** Persistent work directory, bind-mounted at /sandbox (the OpenShell supervisor's workdir). */
-  workspaceDir: string;
+  /**
+   * The OpenShell supervisor's persistent workdir, bind-mounted at /sandbox, with a tmpfs /run
+   * for its sockets; only for the compute driver's sandboxes (two mounts fewer for the rest).
+   */
+  workspaceDir?: string;
   /** A network namespace to join (slirp networking); absent: a private one with loopback only. */
   netnsPath?: string;
   cgroupsPath: string;
@@ -168,8 +171,6 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
       },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
       { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
-      // Sockets and pid files (the supervisor's /run/openshell): the root itself is read-only.
-      { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"] },
       {
         // The writable store: the shared image below, this sandbox's own directories on top.
         destination: "/nix/store",
@@ -189,12 +190,18 @@ export function buildOciConfig(input: OciConfigInput): OciConfig {
         source: input.homeDir,
         options: ["rbind", "rw", "nosuid", "nodev"],
       },
-      {
-        destination: "/sandbox",
-        type: "bind",
-        source: input.workspaceDir,
-        options: ["rbind", "rw", "nosuid", "nodev"],
-      },
+      ...(input.workspaceDir
+        ? [
+            // Sockets and pid files (the supervisor's /run/openshell): the root is read-only.
+            { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=755"] },
+            {
+              destination: "/sandbox",
+              type: "bind",
+              source: input.workspaceDir,
+              options: ["rbind", "rw", "nosuid", "nodev"],
+            },
+          ]
+        : []),
     ],
     linux: {
       // No user namespace yet: see docs/security.md for why root inside is still not host root.
