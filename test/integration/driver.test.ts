@@ -59,6 +59,7 @@ interface Report {
     sandbox_owner: number;
     passwd_sandbox: boolean;
     resolv: string;
+    fw_cfg_visible: boolean;
   };
 }
 
@@ -397,6 +398,8 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
       expect(body.sandbox_owner).toBe(10001);
       expect(body.passwd_sandbox).toBe(true);
       expect(body.resolv).toBe("nameserver 10.0.2.3\n");
+      // A VM's spec (the token in it) is not readable from fw_cfg once the init has read it.
+      expect(body.fw_cfg_visible).toBe(false);
       expect(body.env).toMatchObject({
         OPENSHELL_SANDBOX_UID: "10001",
         OPENSHELL_SANDBOX_GID: "10001",
