@@ -70,6 +70,7 @@ export async function openApp(options: AppOptions = {}): Promise<App> {
       kernel: config.vm?.kernel,
       modules: config.vm?.modules,
       busybox: config.vm?.busybox,
+      extraModules: config.vm?.extraModules,
       prebuiltBootAssets: config.vm?.bootAssets,
       accel: config.vm?.accel ?? accelFromEnv() ?? "auto",
       machine: config.vm?.machine ?? "auto",

@@ -135,6 +135,19 @@ in
         pkgsText = "pkgs.pkgsStatic";
         extraDescription = "It must be static: it runs in the guests' initramfs, where no libraries are.";
       };
+      extraModules = mkOption {
+        type = types.listOf (types.strMatching "[A-Za-z0-9_-]+");
+        default = [ ];
+        example = [
+          "veth"
+          "nf_tables"
+          "nft_chain_nat"
+        ];
+        description = ''
+          Kernel modules the guests load at boot besides their own (they cannot load modules on
+          demand). The OpenShell supervisor in a VM needs at least `veth` and `nf_tables`.
+        '';
+      };
       prebuildBootAssets = mkOption {
         type = types.bool;
         default = true;

@@ -37,7 +37,7 @@ let
     ${lib.getExe cfg.package} boot-assets --out $out \
       --kernel ${kernel.dev}/vmlinux \
       --modules ${kernel}/lib/modules/${kernel.modDirVersion} \
-      --busybox ${cfg.vm.busybox}/bin/busybox
+      --busybox ${cfg.vm.busybox}/bin/busybox ${lib.concatMapStringsSep " " (m: "--module ${m}") cfg.vm.extraModules}
   '';
 
   # What the module computes; the user's settings win over it (set settings.vm.kernel to boot
@@ -59,6 +59,7 @@ let
         modules = "${kernel}/lib/modules/${kernel.modDirVersion}";
         busybox = "${cfg.vm.busybox}/bin/busybox";
       }
+      // lib.optionalAttrs (cfg.vm.extraModules != [ ]) { inherit (cfg.vm) extraModules; }
       // lib.optionalAttrs cfg.vm.prebuildBootAssets { bootAssets = "${bootAssets}"; };
   };
   rendered = lib.recursiveUpdate computed cfg.settings;

@@ -97,12 +97,15 @@ let
     let
       withUser = (evalWith { services.openshell-nix.settings.vm.kernel = "/my/vmlinux"; }).config;
       emptyBundle = (evalWith { services.openshell-nix.bundles.empty.packages = [ ]; }).config;
+      withModules = (evalWith { services.openshell-nix.vm.extraModules = [ "veth" ]; }).config;
     in
     {
       userSettingsWin = withUser.services.openshell-nix.renderedSettings.vm.kernel == "/my/vmlinux";
       emptyBundleIsRefused = lib.any (a: !a.assertion) emptyBundle.assertions;
       noNullsRendered = !(lib.hasInfix "null" (builtins.toJSON cfg.services.openshell-nix.renderedSettings));
       socketGroupMode = cfg.services.openshell-nix.renderedSettings.driver.socketMode == "0660";
+      extraModulesRendered = withModules.services.openshell-nix.renderedSettings.vm.extraModules == [ "veth" ];
+      noExtraModulesByDefault = !(cfg.services.openshell-nix.renderedSettings.vm ? extraModules);
     };
 in
 {

@@ -80,6 +80,14 @@ export const ConfigSchema = z
         modules: z.string().startsWith("/").optional(),
         /** A static busybox for the guest's initramfs; default /bin/busybox. */
         busybox: z.string().startsWith("/").optional(),
+        /**
+         * Kernel modules to load at boot besides the guest's own (the guest cannot load them on
+         * demand): the real OpenShell supervisor needs at least veth and nf_tables.
+         */
+        extraModules: z
+          .array(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/))
+          .max(64)
+          .optional(),
         /** Boot assets prebuilt by `openshell-nix vm boot-assets` (the NixOS module sets it). */
         bootAssets: z.string().startsWith("/").optional(),
         /** auto: KVM when a probe boot works, else TCG. */

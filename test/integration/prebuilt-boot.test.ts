@@ -32,6 +32,28 @@ describe.skipIf(skip)(`VM boot assets prebuilt (vm.bootAssets)${skip ? ` (skippe
     }
   }, 180_000);
 
+  it("vm.extraModules are loaded at boot (the supervisor's veth), and an unknown one is refused clearly", async () => {
+    const app = await tempApp({ vm: { accel: "tcg", extraModules: ["veth", "dummy"] } });
+    try {
+      const r = await runCollect(app, {
+        kind: "vm",
+        command: ["sh", "-c", "test -d /sys/module/veth && test -d /sys/module/dummy && echo loaded"],
+      });
+      expect(r.stdout).toBe("loaded\n");
+    } finally {
+      await disposeApp(app);
+    }
+    const bad = await tempApp({ vm: { accel: "tcg", extraModules: ["no_such_module"] } });
+    try {
+      await expect(runCollect(bad, { kind: "vm", command: ["true"] })).rejects.toThrow(
+        /no module no_such_module/,
+      );
+      expect(bad.service.list()).toEqual([]);
+    } finally {
+      await disposeApp(bad);
+    }
+  }, 180_000);
+
   it("says clearly when the prebuilt directory is not one", async () => {
     const app = await tempApp({ vm: { accel: "tcg", bootAssets: "/nonexistent/boot-assets" } });
     try {

@@ -31,11 +31,27 @@ export function registerBuildTools(program: Command, globals: () => GlobalFlags)
     .option("--kernel <image>", "guest kernel (bzImage or vmlinux); default: the newest /boot/vmlinuz-*")
     .option("--modules <dir>", "the kernel's lib/modules/<release> directory")
     .option("--busybox <file>", "a static busybox (default /bin/busybox)")
-    .action(async (flags: { out: string; kernel?: string; modules?: string; busybox?: string }) => {
-      const assets = await writeBootAssets(
-        { kernel: flags.kernel, modules: flags.modules, busybox: flags.busybox },
-        flags.out,
-      );
-      printJson(assets);
-    });
+    .option("--module <name>", "also load this kernel module at boot (repeatable)", collect)
+    .action(
+      async (flags: {
+        out: string;
+        kernel?: string;
+        modules?: string;
+        busybox?: string;
+        module?: string[];
+      }) => {
+        const assets = await writeBootAssets(
+          {
+            kernel: flags.kernel,
+            modules: flags.modules,
+            busybox: flags.busybox,
+            extraModules: flags.module,
+          },
+          flags.out,
+        );
+        printJson(assets);
+      },
+    );
 }
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];

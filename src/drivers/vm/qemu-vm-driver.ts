@@ -54,6 +54,8 @@ export interface VmOptions {
   modules?: string;
   /** Static busybox for the initramfs (default /bin/busybox). */
   busybox?: string;
+  /** Kernel modules loaded at boot besides the guest's own (vm.extraModules). */
+  extraModules?: string[];
   /** Boot assets prebuilt by `openshell-nix vm boot-assets` (the NixOS module): used as they are. */
   prebuiltBootAssets?: string;
   accel: AccelSetting;
@@ -153,10 +155,12 @@ export class QemuVmDriver implements SandboxDriver {
       const bootDir = join(this.layout.root, "boot");
       const assets = this.options.prebuiltBootAssets
         ? readBootAssets(this.options.prebuiltBootAssets)
-        : await new BootAssetCache(bootDir, this.locks, this.options.busybox).ensure(
-            findGuestKernel(this.options.kernel, undefined, this.options.modules),
-            progress,
-          );
+        : await new BootAssetCache(
+            bootDir,
+            this.locks,
+            this.options.busybox,
+            this.options.extraModules,
+          ).ensure(findGuestKernel(this.options.kernel, undefined, this.options.modules), progress);
       const accel = await chooseAccel(this.options.accel, assets, bootDir);
       const machine = await chooseMachine(this.options.machine ?? "auto");
       return { assets, accel, machine };

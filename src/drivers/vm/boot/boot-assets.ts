@@ -48,6 +48,11 @@ export class BootAssetCache {
     private readonly locks: Pick<Locks, "with">,
     /** A static busybox for the initramfs (NixOS: pkgsStatic.busybox). */
     private readonly busybox: string = GUEST_BUSYBOX,
+    /**
+     * More modules to load at boot (vm.extraModules): the guest has no modprobe to load them
+     * on demand, and the OpenShell supervisor needs veth and nf_tables.
+     */
+    private readonly extraModules: readonly string[] = [],
   ) {}
 
   async ensure(kernel: GuestKernel, progress: (m: string) => void = () => {}): Promise<BootAssets> {
@@ -125,7 +130,7 @@ export class BootAssetCache {
       readFileSync(join(kernel.modulesDir, "modules.dep"), "utf8"),
       readText(join(kernel.modulesDir, "modules.builtin")),
     );
-    const modules = resolveModules(index, GUEST_MODULES);
+    const modules = resolveModules(index, [...GUEST_MODULES, ...this.extraModules]);
     const key = hash(
       [
         GUEST_INIT,

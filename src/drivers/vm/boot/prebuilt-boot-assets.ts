@@ -18,6 +18,7 @@ export interface BootInputs {
   kernel?: string;
   modules?: string;
   busybox?: string;
+  extraModules?: string[];
 }
 
 /**
@@ -30,7 +31,7 @@ export async function writeBootAssets(inputs: BootInputs, out: string): Promise<
   try {
     // One process, no contention: a lock that only runs the function.
     const noLock = { with: <T>(_name: string, fn: () => Promise<T>) => fn() };
-    const built = await new BootAssetCache(work, noLock, inputs.busybox).ensure(
+    const built = await new BootAssetCache(work, noLock, inputs.busybox, inputs.extraModules).ensure(
       findGuestKernel(inputs.kernel, undefined, inputs.modules),
     );
     mkdirSync(out, { recursive: true });
