@@ -16,7 +16,7 @@
  *
  * Run as root: node dist/bench/driver.js [--runs N] [--accel tcg|kvm|auto].
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -34,12 +34,12 @@ import { detectCgroupLayout } from "../src/host/cgroups.js";
 import { CleanupStack } from "../src/process/cleanup-stack.js";
 import { CgroupSweeper } from "./lib/cgroup-sweeper.js";
 import { latencyTable } from "./lib/latency-table.js";
+import { standInSupervisor } from "./lib/nix-fixtures.js";
 import { removeTree } from "./lib/remove-tree.js";
 import { finishBench, interruptOnSigint, runBench } from "./lib/run-bench.js";
 import { type Outcome, runInterleaved, type Variant } from "./lib/run-interleaved.js";
 
 const CLI = fileURLToPath(new URL("../src/bin/cli.js", import.meta.url));
-const STAND_IN = fileURLToPath(new URL("../../test/fixtures/stand-in-supervisor.nix", import.meta.url));
 const KINDS = ["container", "vm"] as const;
 
 function options(): { runs: number; accel: AccelSetting } {
@@ -97,22 +97,7 @@ async function main(): Promise<void> {
     process.stderr.write("setting up: demo bundle, stand-in supervisor, warm images and boot assets…\n");
     const setup = await openApp({ stateDir, config: {} });
     const demo = (await setup.bundles.resolve({ bundle: "demo" })).toplevels;
-    const supervisor = execFileSync("nix-build", [
-      STAND_IN,
-      "--argstr",
-      "env",
-      demo[0] as string,
-      "--option",
-      "substituters",
-      "",
-      "--option",
-      "sandbox",
-      "false",
-      "-o",
-      join(root, "stand-in"),
-    ])
-      .toString()
-      .trim();
+    const supervisor = standInSupervisor(demo[0] as string, join(root, "stand-in"));
     setup.close();
     const config: Config = {
       vm: { accel },

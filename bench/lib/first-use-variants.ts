@@ -1,10 +1,9 @@
-import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { openApp } from "../../src/app.js";
 import type { Bench } from "./bench.js";
 import type { CgroupSweeper } from "./cgroup-sweeper.js";
 import { latencySince, spawnWatched, timeServiceRun } from "./latency.js";
+import { hostBundleImage } from "./nix-fixtures.js";
 import { PodmanStore, podmanRuntime } from "./podman-store.js";
 import { removeTree } from "./remove-tree.js";
 import { ROW } from "./rows.js";
@@ -107,31 +106,10 @@ export function firstUseVariants(
  * clock, like nixos-rebuild), or undefined with the reason on stderr.
  */
 export function nixPrebuiltImage(bench: Bench): string | undefined {
-  const recipe = fileURLToPath(new URL("../../../nix/bundle-image.nix", import.meta.url));
-  const roots = bench.toplevels.map((p) => `(builtins.storePath ${p})`).join(" ");
   try {
-    return execFileSync(
-      "nix-build",
-      [
-        "-E",
-        `import ${recipe} { name = "bench"; rootPaths = [ ${roots} ]; bash = "/bin/bash"; toolPath = "/usr/bin:/bin"; }`,
-        "--option",
-        "substituters",
-        "",
-        "--option",
-        "sandbox",
-        "false",
-        "-o",
-        join(bench.root, "prebuilt-image"),
-      ],
-      { stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 * 2 ** 20 },
-    )
-      .toString()
-      .trim();
+    return hostBundleImage("bench", bench.toplevels, join(bench.root, "prebuilt-image"));
   } catch (err) {
-    process.stderr.write(
-      `no prebuilt-image row: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-300)}\n`,
-    );
+    process.stderr.write(`no prebuilt-image row: ${(err as Error).message.slice(-300)}\n`);
     return undefined;
   }
 }

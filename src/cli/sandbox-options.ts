@@ -13,7 +13,8 @@ export interface SandboxFlags {
   env?: string[];
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
+/** Commander's argument parser for a repeatable option: every value, in order. */
+export const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** The flags shared by `run` and `create`. */
 export function addSandboxOptions(cmd: Command): Command {

@@ -7,6 +7,9 @@ import { ErrorCode, OsnError } from "./errors.js";
  */
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
+/** An environment variable's name (what a shell accepts as one). */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 export type NameKind = "sandbox" | "bundle";
 
 export function validateName(kind: NameKind, name: string): string {

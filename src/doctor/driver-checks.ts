@@ -1,10 +1,10 @@
 import { existsSync, statSync } from "node:fs";
-import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { OsnError } from "../common/errors.js";
 import { loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { DEFAULT_SOCKET } from "../driver/defaults.js";
+import { socketAnswers, socketDirProblem } from "../driver/socket-file.js";
 import { sandboxEndpoint } from "../driver/supervisor-contract.js";
 import type { CheckResult } from "./checks.js";
 
@@ -91,32 +91,21 @@ async function socketCheck(socket: string): Promise<CheckResult> {
   if (!existsSync(dir)) {
     return { name, level: "ok", detail: `${dir} does not exist yet; serve makes it (0700)`, required: false };
   }
-  const st = statSync(dir);
-  if ((st.mode & 0o007) !== 0 || (st.mode & 0o020) !== 0) {
+  const problem = socketDirProblem(dir);
+  if (problem) {
     return {
       name,
       level: "warn",
-      detail: `${dir} is open to others or group-writable (mode ${(st.mode & 0o777).toString(8)}): serve refuses it`,
+      detail: `${problem}: serve refuses it`,
       fix: `chmod 0700 ${dir} (or 0750 with a group for the gateway)`,
       required: false,
     };
   }
-  const live = existsSync(socket) && (await answers(socket));
+  const live = existsSync(socket) && (await socketAnswers(socket));
   return {
     name,
     level: "ok",
     detail: live ? `${socket}: a driver is serving` : `${socket}: no driver serving (openshell-nix serve)`,
     required: false,
   };
-}
-
-function answers(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect(socket);
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
 }

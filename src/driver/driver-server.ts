@@ -1,11 +1,11 @@
-import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, rmSync } from "node:fs";
 import http2 from "node:http2";
-import { connect } from "node:net";
 import { dirname } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { ComputeDriver } from "../gen/openshell/compute/v1/compute_driver_pb.js";
 import type { NixComputeDriver } from "./compute-driver.js";
+import { socketAnswers, socketDirProblem } from "./socket-file.js";
 
 export { DEFAULT_SOCKET } from "./defaults.js";
 
@@ -89,15 +89,11 @@ export async function prepareSocket(socketPath: string): Promise<void> {
 
 function prepareSocketDir(dir: string): void {
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = statSync(dir);
-  const uid = process.geteuid?.() ?? 0;
-  // Others must not reach the socket; a group may (the NixOS module's socket group).
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o007) !== 0 || (st.mode & 0o020) !== 0) {
-    throw new OsnError(
-      ErrorCode.HOST_FEATURE_MISSING,
-      `socket directory ${dir} must be a directory owned by uid ${uid}, closed to others and not group-writable (mode ${(st.mode & 0o777).toString(8)})`,
-      { hint: "use a directory of its own, e.g. /run/openshell-nix (mode 0700)" },
-    );
+  const problem = socketDirProblem(dir);
+  if (problem) {
+    throw new OsnError(ErrorCode.HOST_FEATURE_MISSING, problem, {
+      hint: "use a directory of its own, e.g. /run/openshell-nix (mode 0700)",
+    });
   }
 }
 
@@ -112,14 +108,7 @@ async function removeStaleSocket(path: string): Promise<void> {
   if (!st.isSocket()) {
     throw new OsnError(ErrorCode.INVALID_ARGUMENT, `${path} exists and is not a socket; not replacing it`);
   }
-  const live = await new Promise<boolean>((resolve) => {
-    const c = connect(path);
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
-  if (live) throw new OsnError(ErrorCode.ALREADY_EXISTS, `another driver is serving on ${path}`);
+  if (await socketAnswers(path))
+    throw new OsnError(ErrorCode.ALREADY_EXISTS, `another driver is serving on ${path}`);
   rmSync(path, { force: true });
 }

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { BundleRequest } from "../bundle/bundle-resolver.js";
 import { ErrorCode, OsnError } from "../common/errors.js";
+import { ENV_NAME } from "../common/names.js";
 import { parseBytes, parseCpu } from "../config/quantity.js";
 import type { Limits } from "../config/schema.js";
 import type { DriverSandbox } from "../gen/openshell/compute/v1/compute_driver_pb.js";
@@ -36,7 +37,6 @@ export interface PlanDefaults {
 
 const ID = /^[A-Za-z0-9._-]{1,128}$/;
 const SANDBOX_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
  * C0 controls but tab, newline and carriage return, and DEL: nothing legitimate needs them, and
  * they garble logs and terminals.

@@ -74,6 +74,18 @@ export async function waitDead(ref: ProcessRef, ms: number): Promise<boolean> {
   return true;
 }
 
+/** SIGKILL every live process whose command line contains `text`, and wait for each to end. */
+export async function killMentioning(text: string): Promise<void> {
+  for (const ref of processesMentioning(text)) {
+    try {
+      process.kill(ref.pid, "SIGKILL");
+    } catch {
+      // gone already
+    }
+    await waitDead(ref, 5_000);
+  }
+}
+
 /** Live processes whose command line contains `text` (never this process). */
 export function processesMentioning(text: string): ProcessRef[] {
   const found: ProcessRef[] = [];

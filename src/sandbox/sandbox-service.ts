@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { BundleRequest, BundleResolver } from "../bundle/bundle-resolver.js";
 import { ErrorCode, OsnError } from "../common/errors.js";
 import { listDir } from "../common/fs.js";
-import { generateName, validateName } from "../common/names.js";
+import { ENV_NAME, generateName, validateName } from "../common/names.js";
 import { parseBytes } from "../config/quantity.js";
 import type { Config, Limits } from "../config/schema.js";
 import { isAlive, selfRef } from "../host/proc.js";
@@ -53,8 +53,6 @@ export interface ServiceDeps {
   bundles: BundleResolver;
   drivers: SandboxDriver[];
 }
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * The core every front end calls (the CLI now, the gRPC daemon next): names, state, images and

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { standInSupervisor } from "../../bench/lib/nix-fixtures.js";
 import { openApp } from "../../src/app.js";
 import type { Config } from "../../src/config/schema.js";
 import {
@@ -32,8 +32,6 @@ interface Extra {
     };
   };
 }
-
-const STAND_IN = new URL("../fixtures/stand-in-supervisor.nix", import.meta.url).pathname;
 
 const skip = missingHostFeature({
   tools: ["slirp4netns", "qemu-system-x86_64", "mkfs.ext4"],
@@ -173,21 +171,7 @@ describe.skipIf(skip)(`the ComputeDriver over its socket${skip ? ` (skipped: ${s
     const app = await openApp({ stateDir, config: {} });
     const demo = await app.bundles.resolve({ bundle: "demo" });
     app.close();
-    const supervisor = execFileSync("nix-build", [
-      STAND_IN,
-      "--argstr",
-      "env",
-      demo.toplevels[0] as string,
-      "--option",
-      "substituters",
-      "",
-      "--option",
-      "sandbox",
-      "false",
-      "--no-out-link",
-    ])
-      .toString()
-      .trim();
+    const supervisor = standInSupervisor(demo.toplevels[0] as string);
     config = {
       vm: { accel: "tcg" },
       driver: { gatewayEndpoint: `http://127.0.0.1:${gateway.port}`, supervisor },

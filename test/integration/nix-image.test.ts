@@ -2,10 +2,10 @@ import { execFileSync } from "node:child_process";
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostBundleImage, hostNixBuild } from "../../bench/lib/nix-fixtures.js";
 import type { App } from "../../src/app.js";
 import { mountErofs, unmount } from "../../src/host/mounts.js";
 import { FORMAT_VERSION } from "../../src/image/image-format.js";
-import { nixBuildOptions } from "../../src/nix/nix-store.js";
 import {
   disposeApp,
   EMPTY_FOOTPRINT,
@@ -18,30 +18,7 @@ import {
 } from "../helpers/host.js";
 
 const skip = missingHostFeature({ tools: ["python3", "bash"], install: "apt-get install python3 bash" });
-const RECIPE = new URL("../../nix/bundle-image.nix", import.meta.url).pathname;
 const GC_PROBE = new URL("../fixtures/gc-probe.nix", import.meta.url).pathname;
-
-/**
- * nix/bundle-image.nix with the host's tools, as CI has no nixpkgs (the NixOS module passes
- * nixpkgs' bash, coreutils, erofs-utils and python3 instead).
- */
-function nixImage(name: string, rootPaths: string[]): string {
-  const roots = rootPaths.map((p) => `(builtins.storePath ${p})`).join(" ");
-  const expr = `import ${RECIPE} { name = "${name}"; rootPaths = [ ${roots} ]; bash = "/bin/bash"; toolPath = "/usr/bin:/bin:/usr/sbin:/sbin"; }`;
-  try {
-    return execFileSync(
-      "nix-build",
-      ["-E", expr, ...nixBuildOptions(), "--option", "sandbox", "false", "--no-out-link"],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    )
-      .toString()
-      .trim();
-  } catch (err) {
-    throw new Error(
-      `nix-build of the image failed: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-2000)}`,
-    );
-  }
-}
 
 /** The trees of two images, mounted one after the other at the same place (treeHash has paths). */
 async function mountedTreeHashes(a: string, b: string): Promise<[string, string]> {
@@ -78,28 +55,12 @@ describe.skipIf(skip)(
 
     it.each([
       ["the demo bundle", () => [demo]],
-      [
-        "a fresh two-path closure",
-        () => [
-          execFileSync("nix-build", [
-            GC_PROBE,
-            "--argstr",
-            "tag",
-            `img-${process.pid}`,
-            "--option",
-            "substituters",
-            "",
-            "--no-out-link",
-          ])
-            .toString()
-            .trim(),
-        ],
-      ],
+      ["a fresh two-path closure", () => [hostNixBuild([GC_PROBE, "--argstr", "tag", `img-${process.pid}`])]],
     ])(
       "agrees with the runtime builder for %s: same key, same tree, same bytes",
       async (_what, roots) => {
         const tops = roots();
-        const out = nixImage("probe", tops);
+        const out = hostBundleImage("probe", tops);
         const meta = JSON.parse(readFileSync(join(out, "image.json"), "utf8"));
         const { image } = await app.images.ensure(tops);
         expect(meta.formatVersion).toBe(FORMAT_VERSION);
@@ -117,7 +78,7 @@ describe.skipIf(skip)(
     );
 
     it("is used as it is when a bundle names it: no build, a link and a GC root, and sandboxes run from it", async () => {
-      const out = nixImage("demo", [demo]);
+      const out = hostBundleImage("demo", [demo]);
       const prebuiltApp = await tempApp({ bundles: { py: { storePaths: [demo], image: out } } });
       try {
         const progress: string[] = [];
@@ -140,7 +101,7 @@ describe.skipIf(skip)(
     }, 120_000);
 
     it("is ignored when it does not match (another compression): the image is built", async () => {
-      const out = nixImage("demo", [demo]);
+      const out = hostBundleImage("demo", [demo]);
       const other = await tempApp({
         image: { compression: "none" },
         bundles: { py: { storePaths: [demo], image: out } },

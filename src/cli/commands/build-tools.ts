@@ -4,6 +4,7 @@ import { parseConfig } from "../../config/load.js";
 import { writeBootAssets } from "../../drivers/vm/boot/prebuilt-boot-assets.js";
 import type { GlobalFlags } from "../context.js";
 import { printJson } from "../output.js";
+import { collect } from "../sandbox-options.js";
 
 /**
  * Verbs for builds rather than for sandboxes; the NixOS module runs them in derivations:
@@ -53,5 +54,3 @@ export function registerBuildTools(program: Command, globals: () => GlobalFlags)
       },
     );
 }
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];

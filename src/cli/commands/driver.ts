@@ -9,12 +9,12 @@ import type { DriverClient } from "../../driver/driver-client.js";
 import type { DriverSandbox, WatchSandboxesEvent } from "../../gen/openshell/compute/v1/compute_driver_pb.js";
 import type { GlobalFlags } from "../context.js";
 import { printJson, style, table } from "../output.js";
+import { collect } from "../sandbox-options.js";
 
 interface DriverFlags {
   socket?: string;
 }
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 const runtime = () => import("./driver-runtime.js");
 
 /**

@@ -16,14 +16,7 @@ import { ErrorCode, OsnError } from "../../common/errors.js";
 import { listDir, readText } from "../../common/fs.js";
 import { type CgroupLayout, cgroupDirs } from "../../host/cgroups.js";
 import { isMountpoint, readMounts, unmount } from "../../host/mounts.js";
-import {
-  isAlive,
-  killGroup,
-  type ProcessRef,
-  processesMentioning,
-  refOf,
-  waitDead,
-} from "../../host/proc.js";
+import { isAlive, killGroup, killMentioning, type ProcessRef, refOf, waitDead } from "../../host/proc.js";
 import type { ImageInfo } from "../../image/image-cache.js";
 import type { LowerMounts } from "../../image/lower-mounts.js";
 import { lastLines, runCommandStatus } from "../../process/run-command.js";
@@ -308,10 +301,7 @@ export class CrunContainerDriver implements SandboxDriver {
       if (isKnown(name)) continue;
       // A monitor shell still waiting on its crun would write its exit file into the
       // directory while it is being removed.
-      for (const ref of processesMentioning(`${this.layout.sandbox(name)}/`)) {
-        process.kill(ref.pid, "SIGKILL");
-        await waitDead(ref, 5_000);
-      }
+      await killMentioning(`${this.layout.sandbox(name)}/`);
       this.removeCgroups(name);
       await removeTree(this.layout.sandbox(name));
       actions.push(`removed orphan sandbox directory ${name}`);
@@ -394,17 +384,6 @@ export class CrunContainerDriver implements SandboxDriver {
         // busy for a moment after a kill; reconcile retries
       }
     }
-  }
-}
-
-async function killMentioning(needle: string): Promise<void> {
-  for (const ref of processesMentioning(needle)) {
-    try {
-      process.kill(ref.pid, "SIGKILL");
-    } catch {
-      // gone already
-    }
-    await waitDead(ref, 5_000);
   }
 }
 

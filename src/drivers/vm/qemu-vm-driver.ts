@@ -19,8 +19,8 @@ import type { CgroupLayout } from "../../host/cgroups.js";
 import {
   isAlive,
   killGroup,
+  killMentioning,
   type ProcessRef,
-  processesMentioning,
   processGroup,
   refOf,
   waitDead,
@@ -359,14 +359,7 @@ export class QemuVmDriver implements SandboxDriver {
     if (!monitor || !isAlive(monitor)) {
       // A monitor killed on its own (a service manager that killed the daemon's cgroup) can
       // leave its qemu running: nothing may outlive the sandbox's stop.
-      for (const ref of processesMentioning(`${p.dir}/`)) {
-        try {
-          process.kill(ref.pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-        await waitDead(ref, 5_000);
-      }
+      await killMentioning(`${p.dir}/`);
       return;
     }
     // Before OSN-READY no workload runs and nothing is written yet: there is nothing to save.
